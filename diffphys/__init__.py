@@ -1,0 +1,21 @@
+"""diffphys: differentiable physics and PDE solvers in JAX.
+
+Areas (see DESIGN.md): `implicit` (implicit-differentiation layers), `solvers`,
+`operators`, `constraints`, `datasets`, `training`, `evaluation`, `cli`.
+"""
+
+import importlib.metadata
+
+from . import (
+    constraints as constraints,
+    datasets as datasets,
+    evaluation as evaluation,
+    implicit as implicit,
+    operators as operators,
+    solvers as solvers,
+    training as training,
+)
+from ._solution import RESULTS as RESULTS, Solution as Solution
+
+
+__version__ = importlib.metadata.version("diffphys")

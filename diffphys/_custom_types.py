@@ -1,0 +1,31 @@
+"""jaxtyping aliases shared by every area of diffphys.
+
+Fields are unbatched and channels-first, `(C, *N)`; trajectories are `(T, C, *N)`.
+"""
+
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree, Shaped
+
+
+Scalar = Float[Array, ""]
+ScalarLike = float | Float[ArrayLike, ""]
+IntScalar = Int[Array, ""]
+BoolScalar = Bool[Array, ""]
+Field = Float[Array, "C *N"]
+Trajectory = Float[Array, "T C *N"]
+SpatialField = Float[Array, "*N"]
+
+__all__ = [
+    "Array",
+    "ArrayLike",
+    "BoolScalar",
+    "Field",
+    "Float",
+    "Int",
+    "IntScalar",
+    "PyTree",
+    "Scalar",
+    "ScalarLike",
+    "Shaped",
+    "SpatialField",
+    "Trajectory",
+]

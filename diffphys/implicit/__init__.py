@@ -1,0 +1,28 @@
+"""Implicit-differentiation layers: `linear_solve`, `root_find`, `fixed_point`.
+
+Each layer runs an iterative solver forward and, by default (`ImplicitAdjoint`),
+differentiates the result by the implicit function theorem: one adjoint linear solve
+per gradient, whatever the number of forward iterations. `UnrolledAdjoint`
+backpropagates through the iterations instead, for comparison. Every solver of
+diffphys builds on these layers rather than differentiating its own iterations.
+"""
+
+from ._adjoint import (
+    AbstractAdjoint as AbstractAdjoint,
+    ImplicitAdjoint as ImplicitAdjoint,
+    UnrolledAdjoint as UnrolledAdjoint,
+)
+from ._fixed_point import (
+    AbstractFixedPointSolver as AbstractFixedPointSolver,
+    Anderson as Anderson,
+    fixed_point as fixed_point,
+    FixedPointIteration as FixedPointIteration,
+)
+from ._jaxopt import Jaxopt as Jaxopt
+from ._linear_solve import (
+    CG as CG,
+    Jacobi as Jacobi,
+    linear_solve as linear_solve,
+    PCG as PCG,
+)
+from ._root_find import Newton as Newton, root_find as root_find

@@ -1,0 +1,35 @@
+"""Shared helpers of the test suite."""
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+
+
+def tree_vdot(a, b):
+    return sum(
+        jnp.vdot(x, y)
+        for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b), strict=True)
+    )
+
+
+def central_difference(f, x, v, eps=1e-6):
+    """Directional derivative of scalar `f` at `x` along `v`, O(eps^2) accurate."""
+    plus = jtu.tree_map(lambda xi, vi: xi + eps * vi, x, v)
+    minus = jtu.tree_map(lambda xi, vi: xi - eps * vi, x, v)
+    return (f(plus) - f(minus)) / (2 * eps)
+
+
+def random_like(key, tree):
+    leaves, treedef = jtu.tree_flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    return jtu.tree_unflatten(
+        treedef,
+        [
+            jax.random.normal(k, x.shape, x.dtype)
+            for k, x in zip(keys, leaves, strict=True)
+        ],
+    )
+
+
+def relative_error(a, b):
+    return float(jnp.abs(a - b) / jnp.maximum(jnp.abs(b), 1e-300))

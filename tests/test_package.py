@@ -1,0 +1,124 @@
+"""Package layout, metadata and the command line."""
+
+import importlib
+import importlib.metadata
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import diffphys as dp
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "diffphys"]
+
+
+def test_version_comes_from_metadata():
+    assert dp.__version__ == importlib.metadata.version("diffphys")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "implicit",
+        "solvers",
+        "operators",
+        "constraints",
+        "datasets",
+        "training",
+        "evaluation",
+        "cli",
+    ],
+)
+def test_subpackages_import_and_document_themselves(name):
+    module = importlib.import_module(f"diffphys.{name}")
+    assert module.__doc__ and len(module.__doc__.strip()) > 40
+
+
+def test_public_names():
+    for name in [
+        "linear_solve",
+        "root_find",
+        "fixed_point",
+        "CG",
+        "PCG",
+        "Jacobi",
+        "Newton",
+        "FixedPointIteration",
+        "Anderson",
+        "Jaxopt",
+        "ImplicitAdjoint",
+        "UnrolledAdjoint",
+    ]:
+        assert hasattr(dp.implicit, name), name
+
+
+def test_library_never_touches_global_jax_config():
+    for path in (ROOT / "diffphys").rglob("*.py"):
+        text = path.read_text()
+        assert "jax_enable_x64" not in text and "config.update" not in text, path
+
+
+def test_no_repo_root_datasets_folder():
+    assert not (ROOT / "datasets").exists()
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_version_and_help():
+    out = _run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"diffphys {dp.__version__}"
+    out = _run("--help")
+    assert out.returncode == 0 and "demo" in out.stdout
+    out = _run("demo", "--help")
+    assert out.returncode == 0 and "--out" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["nonsense"], "No such command"),
+        (["demo", "--size", "2"], "--size"),
+        (["demo", "--steps", "abc"], "--steps"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_nonzero(args, message):
+    out = _run(*args)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("diffphys:")
+
+
+def test_cli_demo_writes_its_files(tmp_path):
+    out = _run(
+        "demo",
+        "--size",
+        "12",
+        "--steps",
+        "20",
+        "--out",
+        str(tmp_path / "demo"),
+        "--quiet",
+    )
+    assert out.returncode == 0, out.stderr
+    png = tmp_path / "demo" / "coefficient_recovery.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    # Twenty steps already shrink the misfit and the coefficient error.
+    assert metrics["loss_last"] < 0.5 * metrics["loss_first"]
+    assert (
+        metrics["kappa_relative_l2_error"] < metrics["kappa_relative_l2_error_initial"]
+    )
+
+
+def test_cli_output_path_that_is_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = _run("demo", "--size", "8", "--steps", "1", "--out", str(blocker), "--quiet")
+    assert out.returncode != 0
+    assert len(out.stderr.strip().splitlines()) == 1
