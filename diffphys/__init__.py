@@ -18,4 +18,9 @@ from . import (
 from ._solution import RESULTS as RESULTS, Solution as Solution
 
 
-__version__ = importlib.metadata.version("diffphys")
+try:
+    __version__ = importlib.metadata.version("diffphys")
+except (
+    importlib.metadata.PackageNotFoundError
+):  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"

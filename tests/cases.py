@@ -81,6 +81,16 @@ def newton_cg(theta, adjoint):
     return jnp.sum(sol.value**2)
 
 
+def newton_closure(theta, adjoint):
+    # The parameter enters through a closure, not through `args`.
+    def residual(u, _):
+        return u**3 + theta * u - 1.0
+
+    solver = im.Newton(rtol=1e-12, atol=1e-12, linear_solver=lx.LU())
+    sol = im.root_find(residual, jnp.ones(4), None, solver, adjoint=adjoint)
+    return jnp.sum(sol.value**2)
+
+
 def _advection_reaction(u, theta):
     # Non-symmetric Jacobian: upwind advection + diffusion + reaction, 1D periodic.
     velocity, source = theta
@@ -138,6 +148,7 @@ CASES = [
         {"d": jnp.linspace(2.0, 3.0, 5), "r": jnp.linspace(-1.0, 1.0, 5)},
     ),
     Case("root_find-Newton-CG", newton_cg, (KAPPA0, SOURCE0)),
+    Case("root_find-Newton-closure", newton_closure, jnp.array([0.5, 1.0, 2.0, 3.0])),
     Case(
         "root_find-Newton-GMRES",
         newton_gmres,

@@ -1,4 +1,3 @@
-import importlib.metadata
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +17,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"diffphys {importlib.metadata.version('diffphys')}")
+        from .. import __version__
+
+        typer.echo(f"diffphys {__version__}")
         raise typer.Exit()
 
 

@@ -1,9 +1,10 @@
 import abc
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import equinox.internal as eqxi
+import jax.lax as lax
 import lineax as lx
 import optimistix as optx
 from jaxtyping import PyTree
@@ -16,7 +17,10 @@ class AbstractAdjoint(eqx.Module):
     iteration in a while loop of kind `loop_kind`, and hands both to `apply`.
     """
 
-    loop_kind: eqx.AbstractClassVar[Literal["lax", "bounded"]]
+    @property
+    @abc.abstractmethod
+    def loop_kind(self) -> Literal["lax", "scan", "bounded"]:
+        """The kind of loop the solvers iterate in (see `while_loop`)."""
 
     @abc.abstractmethod
     def apply(
@@ -56,7 +60,10 @@ class ImplicitAdjoint(AbstractAdjoint):
     """
 
     linear_solver: lx.AbstractLinearSolver | None = None
-    loop_kind: ClassVar[Literal["lax", "bounded"]] = "lax"
+
+    @property
+    def loop_kind(self):
+        return "lax"
 
     def apply(self, primal_fn, rewrite_fn, inputs, tags, default_linear_solver):
         solver = (
@@ -68,13 +75,26 @@ class ImplicitAdjoint(AbstractAdjoint):
 class UnrolledAdjoint(AbstractAdjoint):
     """Differentiate through every iteration of the solver (for comparison).
 
-    The iteration runs in a bounded while loop of `max_steps` steps that supports both
-    forward and reverse mode; reverse mode stores every iterate, so its memory grows
-    linearly with `max_steps`. Use it to check `ImplicitAdjoint`, or to study the
-    derivative of a solve that is stopped early on purpose.
+    The iteration runs in a loop of `max_steps` steps (steps after convergence are
+    skipped by a `lax.cond`) that supports forward and reverse mode.
+
+    **Arguments:**
+
+    - `checkpointed`: `False` (default) is plain backpropagation: reverse mode stores
+        every iterate, so memory grows linearly with `max_steps`. `True` uses
+        equinox's bounded while loop, which checkpoints nested scans and recomputes
+        iterates on the way back: memory grows about logarithmically, time more.
+
+    Use it to check `ImplicitAdjoint`, or to study the derivative of a solve stopped
+    early on purpose. Unrolling CG far past round-off convergence divides by a
+    vanishing `r·z` in the backward pass (NaN gradients): keep `rtol > 0`.
     """
 
-    loop_kind: ClassVar[Literal["lax", "bounded"]] = "bounded"
+    checkpointed: bool = False
+
+    @property
+    def loop_kind(self):
+        return "bounded" if self.checkpointed else "scan"
 
     def apply(self, primal_fn, rewrite_fn, inputs, tags, default_linear_solver):
         del rewrite_fn, tags, default_linear_solver
@@ -82,7 +102,16 @@ class UnrolledAdjoint(AbstractAdjoint):
 
 
 def while_loop(cond_fun, body_fun, init_val, *, max_steps: int, kind: str):
-    """The solvers' loop: `lax.while_loop`, or a bounded one when unrolled."""
+    """The solvers' loop. `"lax"`: `lax.while_loop` (not reverse-differentiable; used
+    inside the implicit layer). `"scan"`: a scan of `max_steps` conditional steps,
+    storing every iterate for reverse mode. `"bounded"`: equinox's checkpointed
+    bounded loop."""
+    if kind == "scan":
+
+        def step(carry, _):
+            return lax.cond(cond_fun(carry), body_fun, lambda c: c, carry), None
+
+        return lax.scan(step, init_val, length=max_steps)[0]
     return eqxi.while_loop(cond_fun, body_fun, init_val, max_steps=max_steps, kind=kind)
 
 

@@ -98,7 +98,7 @@ class Jaxopt(eqx.Module):
         kwargs[fun_field] = fn
         if "implicit_diff" in fields:
             kwargs["implicit_diff"] = False
-        if kind == "bounded":
+        if kind != "lax":
             if "unroll" not in fields:
                 raise ValueError(
                     f"jaxopt's {cls.__name__} cannot be unrolled; use ImplicitAdjoint."

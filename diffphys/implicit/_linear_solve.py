@@ -329,7 +329,7 @@ def linear_solve(
             f"dp.implicit.PCG(...) or a lineax solver; got {type(solver).__name__}."
         )
     is_cg = isinstance(solver, _ConjugateGradient)
-    if adjoint.loop_kind == "bounded" and not is_cg:
+    if adjoint.loop_kind != "lax" and not is_cg:
         raise ValueError(
             "UnrolledAdjoint can only unroll dp.implicit.CG or PCG; use "
             f"ImplicitAdjoint with {type(solver).__name__}."

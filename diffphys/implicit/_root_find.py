@@ -131,8 +131,9 @@ class Newton(eqx.Module):
         return y, result, stats
 
     def _line_search(self, fn, y, d, f, args):
-        # The step length is piecewise constant in the inputs: no gradient through it.
-        y, d, f, args = stop_gradient((y, d, f, args))
+        # The step length is piecewise constant in the inputs (and in parameters `fn`
+        # closes over): no gradient through it.
+        fn, y, d, f, args = stop_gradient((fn, y, d, f, args))
         phi0 = two_norm(f) ** 2
 
         def trial(alpha):
