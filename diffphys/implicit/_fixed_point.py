@@ -41,43 +41,6 @@ class AbstractFixedPointSolver(eqx.Module):
     ) -> tuple[PyTree[Array], Any]:
         """The next iterate from `y` and `T(y)`."""
 
-    def run(self, fn, y0, args, kind):
-        """Iterate from `y0`; returns `(y, result, stats)`."""
-
-        def tolerance(y):
-            return self.atol + self.rtol * two_norm(y)
-
-        def cond_fun(carry):
-            y, _, res_norm, _, _ = carry
-            return (res_norm > tolerance(y)) & jnp.isfinite(res_norm)
-
-        def body_fun(carry):
-            y, ty, _, step, state = carry
-            y, state = self.update(y, ty, state)
-            ty = fn(y, args)
-            return y, ty, two_norm(tree_sub(ty, y)), step + 1, state
-
-        ty0 = fn(y0, args)
-        init = (y0, ty0, two_norm(tree_sub(ty0, y0)), jnp.array(0), self.init(y0))
-        y, _, res_norm, num_steps, _ = while_loop(
-            cond_fun, body_fun, init, max_steps=self.max_steps, kind=kind
-        )
-        result = RESULTS.where(
-            ~jnp.isfinite(res_norm),
-            RESULTS.nonfinite_value,
-            RESULTS.where(
-                res_norm <= tolerance(y),
-                RESULTS.successful,
-                RESULTS.nonlinear_max_steps_reached,
-            ),
-        )
-        stats = {
-            "num_steps": num_steps,
-            "max_steps": self.max_steps,
-            "residual_norm": res_norm,
-        }
-        return y, result, stats
-
 
 def _check(rtol, atol, max_steps):
     if rtol < 0 or atol < 0 or (rtol == 0 and atol == 0):
@@ -186,13 +149,51 @@ class Anderson(AbstractFixedPointSolver):
 
 # Crosses optimistix's custom-JVP boundary, which needs a plain global function
 # (no wrapper from a runtime type checker).
+def _iterate(solver, fn, y0, args, kind):
+    """Run a fixed-point solver from `y0`; returns `(y, result, stats)`."""
+
+    def tolerance(y):
+        return solver.atol + solver.rtol * two_norm(y)
+
+    def cond_fun(carry):
+        y, _, res_norm, _, _ = carry
+        return (res_norm > tolerance(y)) & jnp.isfinite(res_norm)
+
+    def body_fun(carry):
+        y, ty, _, step, state = carry
+        y, state = solver.update(y, ty, state)
+        ty = fn(y, args)
+        return y, ty, two_norm(tree_sub(ty, y)), step + 1, state
+
+    ty0 = fn(y0, args)
+    init = (y0, ty0, two_norm(tree_sub(ty0, y0)), jnp.array(0), solver.init(y0))
+    y, _, res_norm, num_steps, _ = while_loop(
+        cond_fun, body_fun, init, max_steps=solver.max_steps, kind=kind
+    )
+    result = RESULTS.where(
+        ~jnp.isfinite(res_norm),
+        RESULTS.nonfinite_value,
+        RESULTS.where(
+            res_norm <= tolerance(y),
+            RESULTS.successful,
+            RESULTS.nonlinear_max_steps_reached,
+        ),
+    )
+    stats = {
+        "num_steps": num_steps,
+        "max_steps": solver.max_steps,
+        "residual_norm": res_norm,
+    }
+    return y, result, stats
+
+
 @no_type_check
 def _fixed_point_primal(inputs):
     fn, y0, args, solver, kind = inputs
     if isinstance(solver, Jaxopt):
         y, result, stats = solver.run(fn, y0, args, kind, fixed_point=True)
     else:
-        y, result, stats = solver.run(fn, y0, args, kind)
+        y, result, stats = _iterate(solver, fn, y0, args, kind)
     return y, (result, stats)
 
 
