@@ -137,7 +137,7 @@ def main():
     cases, ratios = {}, {}
     for problem, build in builders.items():
         n = sizes[problem]
-        kappa, _ = _fields(n)
+        kappa, source = _fields(n)
         row = {}
         for name, adjoint in adjoints.items():
             for steps in budgets:
@@ -145,7 +145,6 @@ def main():
                 row[key] = measure(build(n, steps, adjoint), kappa, opts.repeats)
         cases[problem] = {"grid": [n, n], **row}
         if problem == "poisson_cg":
-            source = _fields(n)[1]
             operator = dp.solvers.poisson.DiffusionOperator(kappa, 1.0)
             for steps in budgets:
                 solver = dp.implicit.CG(rtol=FORWARD_RTOL, max_steps=steps)

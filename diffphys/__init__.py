@@ -20,7 +20,6 @@ from ._solution import RESULTS as RESULTS, Solution as Solution
 
 try:
     __version__ = importlib.metadata.version("diffphys")
-except (
-    importlib.metadata.PackageNotFoundError
-):  # a source tree on sys.path, not installed
+except importlib.metadata.PackageNotFoundError:
+    # A source tree on sys.path rather than an installed package.
     __version__ = "0+unknown"

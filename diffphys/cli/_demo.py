@@ -41,7 +41,10 @@ def sources(x, y):
 
 def solve_states(theta, f, solver):
     operator = DiffusionOperator(jnp.exp(theta), 1.0)
-    solve = lambda rhs: implicit.linear_solve(operator, rhs, solver).value  # noqa: E731
+
+    def solve(rhs):
+        return implicit.linear_solve(operator, rhs, solver).value
+
     return jax.vmap(solve)(f)
 
 

@@ -147,8 +147,6 @@ class Anderson(AbstractFixedPointSolver):
         return unravel(weights @ mixed), (ys, tys, count + 1)
 
 
-# Crosses optimistix's custom-JVP boundary, which needs a plain global function
-# (no wrapper from a runtime type checker).
 def _iterate(solver, fn, y0, args, kind):
     """Run a fixed-point solver from `y0`; returns `(y, result, stats)`."""
 
@@ -187,6 +185,8 @@ def _iterate(solver, fn, y0, args, kind):
     return y, result, stats
 
 
+# Crosses optimistix's custom-JVP boundary, which needs a plain global function
+# (no wrapper from a runtime type checker).
 @no_type_check
 def _fixed_point_primal(inputs):
     fn, y0, args, solver, kind = inputs

@@ -34,9 +34,14 @@ def tree_sub(x: PyTree[Array], y: PyTree[Array]) -> PyTree[Array]:
     return jtu.tree_map(jnp.subtract, x, y)
 
 
+def tree_neg(x: PyTree[Array]) -> PyTree[Array]:
+    return jtu.tree_map(jnp.negative, x)
+
+
 def tree_all_finite(x: PyTree[Array]) -> BoolScalar:
-    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jtu.tree_leaves(x)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+    return jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jtu.tree_leaves(x)])
+    )
 
 
 def stop_gradient(tree: PyTree) -> PyTree:
@@ -55,9 +60,7 @@ def structure_of(tree: PyTree, name: str) -> PyTree[jax.ShapeDtypeStruct]:
     if not leaves:
         raise ValueError(f"`{name}` has no array leaves; pass a float array or PyTree.")
     for leaf in leaves:
-        if not isinstance(leaf, jax.Array | jax.ShapeDtypeStruct) and not hasattr(
-            leaf, "dtype"
-        ):
+        if not hasattr(leaf, "dtype"):
             raise ValueError(
                 f"`{name}` must hold arrays, got a leaf of type {type(leaf).__name__}; "
                 "convert it with jnp.asarray."
@@ -83,9 +86,8 @@ def check_same_structure(got: PyTree, want: PyTree, message: str) -> None:
 
 def check_residual_fn(
     fn: Callable, y0: PyTree, args: Any, name: str, what: str
-) -> PyTree[jax.ShapeDtypeStruct]:
-    """Check that `fn(y0, args)` returns a PyTree shaped like `y0`; returns y0's
-    structure."""
+) -> None:
+    """Check that `fn(y0, args)` returns a PyTree shaped like `y0`."""
     if not callable(fn):
         raise ValueError(f"`fn` must be a callable `fn(y, args)`, got {type(fn)}.")
     y_struct = structure_of(y0, "y0")
@@ -96,7 +98,6 @@ def check_residual_fn(
         f"`{name}` needs fn(y, args) to return {what} with the same PyTree structure "
         "and shapes as y0 (a square system).",
     )
-    return y_struct
 
 
 def finish(value: PyTree, result: RESULTS, stats: dict, throw: bool) -> Solution:

@@ -2,7 +2,6 @@ from collections.abc import Callable
 from typing import Any, no_type_check
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, PyTree
@@ -11,7 +10,14 @@ from .._solution import RESULTS, Solution
 from ._adjoint import AbstractAdjoint, check_adjoint, ImplicitAdjoint, while_loop
 from ._jaxopt import Jaxopt
 from ._linear_solve import _ConjugateGradient
-from ._misc import check_residual_fn, finish, stop_gradient, tree_axpy, two_norm
+from ._misc import (
+    check_residual_fn,
+    finish,
+    stop_gradient,
+    tree_axpy,
+    tree_neg,
+    two_norm,
+)
 
 
 class Newton(eqx.Module):
@@ -94,11 +100,14 @@ class Newton(eqx.Module):
 
         def body_fun(carry):
             y, f, _, step, backtracks, _ = carry
-            jac = lx.JacobianLinearOperator(fn, y, args, tags=tags)
+            # Linearised once per step: each Krylov matvec is then only the linear part.
+            jac = lx.linearise(lx.JacobianLinearOperator(fn, y, args, tags=tags))
             if isinstance(self.linear_solver, _ConjugateGradient):
-                d = self.linear_solver.iterate(lx.linearise(jac).mv, _neg(f), kind)[0]
+                d = self.linear_solver.iterate(jac.mv, tree_neg(f), kind)[0]
             else:
-                d = lx.linear_solve(jac, _neg(f), self.linear_solver, throw=False).value
+                d = lx.linear_solve(
+                    jac, tree_neg(f), self.linear_solver, throw=False
+                ).value
             alpha, num_halvings, decreased = self._line_search(fn, y, d, f, args)
             # A rejected step is not taken: the solve stops at the best iterate.
             y = tree_axpy(jnp.where(decreased, alpha, 0.0), d, y)
@@ -156,10 +165,6 @@ class Newton(eqx.Module):
             cond_fun, body_fun, (one, trial(one), jnp.array(0)), kind="lax"
         )
         return alpha, k, accepted(alpha, phi)
-
-
-def _neg(tree):
-    return jax.tree_util.tree_map(jnp.negative, tree)
 
 
 # Crosses optimistix's custom-JVP boundary, which needs a plain global function
