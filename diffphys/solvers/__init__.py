@@ -5,4 +5,10 @@ equation and rigid-body contact.
 Each builds on `diffphys.implicit` for its derivatives.
 """
 
-from . import poisson as poisson
+from . import burgers as burgers, poisson as poisson
+from ._rollout import rollout as rollout
+from .burgers import (
+    BurgersFV as BurgersFV,
+    BurgersImplicit as BurgersImplicit,
+    BurgersSpectral as BurgersSpectral,
+)

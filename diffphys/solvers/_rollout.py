@@ -1,0 +1,55 @@
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.lax as lax
+import jax.numpy as jnp
+
+from .._custom_types import Field, Trajectory
+
+
+def rollout(
+    stepper: Callable[[Field], Field],
+    u0: Field,
+    num_steps: int,
+    *,
+    include_init: bool = True,
+    throw: bool = True,
+) -> Trajectory:
+    """Apply `stepper` autoregressively, `num_steps` times, with `lax.scan`.
+
+    **Arguments:**
+
+    - `stepper`: any `u -> u_next` on an unbatched channels-first field (a solver's
+        stepper or a neural operator).
+    - `u0`: the initial state, shape `(C, *N)`.
+    - `num_steps`: number of steps (static).
+    - `include_init`: prepend `u0`, giving `num_steps + 1` frames.
+    - `throw`: raise if the trajectory holds a NaN or inf, naming the first bad step
+        (a blow-up is then never returned silently). With `False` the caller checks.
+
+    **Returns:**
+
+    The trajectory, shape `(T, C, *N)` with `T = num_steps (+ 1)`. Batch with
+    `jax.vmap(lambda u: rollout(stepper, u, n))`.
+    """
+    if num_steps < 0:
+        raise ValueError(f"`num_steps` must be >= 0, got {num_steps}.")
+
+    def step(u, _):
+        u_next = stepper(u)
+        return u_next, u_next
+
+    _, frames = lax.scan(step, u0, length=num_steps)
+    if include_init:
+        frames = jnp.concatenate([u0[None], frames])
+    if throw:
+        finite = jnp.all(jnp.isfinite(frames.reshape(frames.shape[0], -1)), axis=1)
+        frames = eqx.error_if(
+            frames,
+            ~jnp.all(finite),
+            "The rollout produced NaN or inf. The time step is likely unstable for "
+            "this state (reduce dt, raise the viscosity, or bound |u| lower), or the "
+            "initial state holds NaN/inf. Call rollout(..., throw=False) and look "
+            "for the first non-finite frame.",
+        )
+    return frames

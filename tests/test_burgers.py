@@ -1,0 +1,319 @@
+"""Burgers steppers against Cole–Hopf and Riemann exact solutions, with measured
+orders of convergence, invariants (mass, energy, maximum principle), gradients against
+finite differences, jit/vmap, and the errors of bad input."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import central_difference, relative_error
+
+import diffphys as dp
+from diffphys.solvers.burgers import exact
+
+
+L = 2 * np.pi
+NU = 0.1
+
+
+def _cole_hopf(n, t, nu=NU, a=1.0, b=0.8):
+    x = jnp.arange(n, dtype=float) * L / n
+    return exact.cole_hopf_single_mode(x, t, viscosity=nu, a=a, b=b, domain_extent=L)
+
+
+def _slope(hs, errors):
+    return np.polyfit(np.log(hs), np.log(errors), 1)[0]
+
+
+def _spectral_error(order, dt, n=256, nu=0.05, b=0.99, t_end=1.0):
+    stepper = dp.solvers.BurgersSpectral(
+        1, L, n, dt, viscosity=nu, order=order, max_speed=0.7
+    )
+    u0 = _cole_hopf(n, 0.0, nu, b=b)[None]
+    u = dp.solvers.rollout(stepper, u0, int(round(t_end / dt)))[-1, 0]
+    exact_u = _cole_hopf(n, t_end, nu, b=b)
+    return float(jnp.linalg.norm(u - exact_u) / jnp.linalg.norm(exact_u))
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_spectral_etdrk_order_in_time(order):
+    dts = [0.05, 0.025, 0.0125]
+    slope = _slope(dts, [_spectral_error(order, dt) for dt in dts])
+    assert abs(slope - order) < 0.3, slope
+
+
+def test_spectral_etdrk4_accuracy():
+    # Front steepened by b = 0.99: max|u0| = 0.70 at ν = 0.05.
+    assert _spectral_error(4, 0.01) <= 1e-9
+
+
+def _vector_burgers_2d_error(n, dt, nu=0.1, t_end=0.5):
+    # Potential flow u = -2ν ∇ ln φ with φ a heat solution solves vector Burgers.
+    x = jnp.arange(n, dtype=float) * L / n
+    xx, yy = jnp.meshgrid(x, x, indexing="ij")
+
+    def velocity(t):
+        decay = jnp.exp(-nu * t)
+        phi = 2.0 + 0.6 * decay * jnp.cos(xx) + 0.5 * decay * jnp.cos(yy + 0.3)
+        grad = jnp.stack([-0.6 * decay * jnp.sin(xx), -0.5 * decay * jnp.sin(yy + 0.3)])
+        return -2 * nu * grad / phi[None]
+
+    stepper = dp.solvers.BurgersSpectral(2, L, n, dt, viscosity=nu, order=4)
+    u = dp.solvers.rollout(stepper, velocity(0.0), int(round(t_end / dt)))[-1]
+    return float(jnp.max(jnp.abs(u - velocity(t_end))))
+
+
+def test_spectral_vector_burgers_2d_against_cole_hopf():
+    # Spectral (exponential) convergence in N at small dt ...
+    errors = [_vector_burgers_2d_error(n, 0.01) for n in (16, 24, 32)]
+    assert errors[0] > 25 * errors[1] > 625 * errors[2]
+    # ... and fourth order in dt where the spatial error is negligible (N = 48).
+    dts = [0.25, 0.125, 0.0625]
+    slope = _slope(dts, [_vector_burgers_2d_error(48, dt) for dt in dts])
+    assert abs(slope - 4) < 0.3, slope
+
+
+def test_spectral_invariants(getkey):
+    x = jnp.arange(128, dtype=float) * L / 128
+    phase = jax.random.uniform(getkey())
+    u0 = (0.5 + jnp.sin(3 * x) + 0.3 * jnp.cos(x + phase))[None]
+    stepper = dp.solvers.BurgersSpectral(1, L, 128, 0.01, viscosity=NU, max_speed=1.5)
+    traj = dp.solvers.rollout(stepper, u0, 200)[:, 0]
+    mass = jnp.sum(traj, axis=1) * L / 128
+    energy = 0.5 * jnp.sum(traj**2, axis=1) * L / 128
+    assert jnp.max(jnp.abs(mass - mass[0])) < 1e-12
+    assert jnp.all(jnp.diff(energy) <= 1e-12)
+    assert jnp.max(jnp.abs(traj)) <= jnp.max(jnp.abs(traj[0])) + 1e-8
+
+
+def _cell_averages(n, t, nu=NU):
+    nodes, weights = np.polynomial.legendre.leggauss(4)
+    x = jnp.arange(n, dtype=float) * L / n
+    points = x[:, None] + 0.5 * (L / n) * nodes[None]
+    values = exact.cole_hopf_single_mode(
+        points, t, viscosity=nu, a=1.0, b=0.8, domain_extent=L
+    )
+    return values @ jnp.asarray(weights) / 2
+
+
+def _fv_run(n, t_end=1.0, nu=NU):
+    rate = 1.5 / (L / n) + 2 * nu / (L / n) ** 2
+    steps = int(np.ceil(t_end * rate / 0.4))
+    stepper = dp.solvers.BurgersFV(1, L, n, t_end / steps, viscosity=nu, max_speed=1.5)
+    return dp.solvers.rollout(stepper, _cell_averages(n, 0.0, nu)[None], steps)
+
+
+def test_fv_second_order_on_smooth_solution():
+    ns = [32, 64, 128, 256]
+    errors = [
+        float(jnp.mean(jnp.abs(_fv_run(n)[-1, 0] - _cell_averages(n, 1.0)))) for n in ns
+    ]
+    assert -_slope(ns, errors) >= 1.8, errors
+
+
+def test_fv_conserves_mass_and_keeps_the_maximum_principle():
+    traj = _fv_run(64)[:, 0]
+    mass = jnp.sum(traj, axis=1) * L / 64
+    assert jnp.max(jnp.abs(mass - mass[0])) < 1e-12
+    assert jnp.max(traj) <= jnp.max(traj[0]) + 1e-8
+    assert jnp.min(traj) >= jnp.min(traj[0]) - 1e-8
+
+
+@pytest.mark.parametrize("limiter", ["mc", "minmod", "van_leer"])
+def test_fv_inviscid_shock_moves_at_rankine_hugoniot_speed(limiter):
+    n, length = 200, 2.0
+    dx = length / n
+    x = jnp.arange(n, dtype=float) * dx
+    u0 = jnp.where((x >= 0.5) & (x < 1.0), 1.0, 0.0)[None]
+    dt, steps = 0.4 * dx, 60
+    stepper = dp.solvers.BurgersFV(1, length, n, dt, viscosity=0.0, limiter=limiter)
+    u = dp.solvers.rollout(stepper, u0, steps)[-1, 0]
+    t = steps * dt
+    # The shock starts at x = 1 with u_left = 1, u_right = 0: speed 1/2. Locate the
+    # half-height crossing on the right half of the domain.
+    right = x > 1.0
+    position = x[right][jnp.argmin(jnp.abs(u[right] - 0.5))]
+    assert abs(float(position) - (1.0 + 0.5 * t)) <= dx
+    # Behind it, the rarefaction from x = 0.5 follows the exact fan.
+    fan = exact.riemann(x, t, u_left=0.0, u_right=1.0, x0=0.5)
+    inside = (x > 0.5 + 0.2 * t) & (x < 0.5 + 0.8 * t)
+    assert jnp.max(jnp.abs(u[inside] - fan[inside])) < 0.05
+
+
+def _implicit_error(dt, n=128, t_end=1.0):
+    stepper = dp.solvers.BurgersImplicit(1, L, n, dt, viscosity=NU)
+    u = dp.solvers.rollout(stepper, _cole_hopf(n, 0.0)[None], int(round(t_end / dt)))
+    exact_u = _cole_hopf(n, t_end)
+    return float(jnp.linalg.norm(u[-1, 0] - exact_u) / jnp.linalg.norm(exact_u))
+
+
+def test_implicit_crank_nicolson_is_second_order():
+    dts = [0.1, 0.05, 0.025]
+    slope = _slope(dts, [_implicit_error(dt) for dt in dts])
+    assert abs(slope - 2) < 0.3, slope
+
+
+def test_implicit_agrees_with_spectral():
+    u0 = _cole_hopf(64, 0.0)[None]
+    spectral = dp.solvers.BurgersSpectral(
+        1, L, 64, 0.01, viscosity=NU, order=4, max_speed=1.5
+    )
+    implicit = dp.solvers.BurgersImplicit(1, L, 64, 0.01, viscosity=NU)
+    a = dp.solvers.rollout(spectral, u0, 50)[-1]
+    b = dp.solvers.rollout(implicit, u0, 50)[-1]
+    # Crank–Nicolson's time error at dt = 0.01 is about 5e-7 here (its measured
+    # constant, 1.2e-5 at dt = 0.05, times (0.01/0.05)^2).
+    assert jnp.linalg.norm(a - b) / jnp.linalg.norm(a) < 2e-6
+
+
+def test_implicit_handles_large_steps_at_high_viscosity():
+    # ν dt / dx² = 1000: far beyond any explicit diffusive limit.
+    n, nu = 64, 1.0
+    dt = 1000 * (L / n) ** 2 / nu
+    stepper = dp.solvers.BurgersImplicit(1, L, n, dt, viscosity=nu, theta=1.0)
+    u = dp.solvers.rollout(stepper, _cole_hopf(n, 0.0, nu, b=0.5)[None], 3)
+    assert jnp.all(jnp.isfinite(u))
+    assert jnp.max(jnp.abs(u[-1])) < jnp.max(jnp.abs(u[0]))
+
+
+# One list of all Burgers steppers for the cross-cutting tests: (name, factory
+# viscosity -> stepper, number of steps).
+STEPPERS = [
+    (
+        "spectral",
+        lambda nu: dp.solvers.BurgersSpectral(
+            1, L, 32, 0.05, viscosity=nu, max_speed=1.5
+        ),
+        10,
+    ),
+    (
+        "spectral-etdrk4",
+        lambda nu: dp.solvers.BurgersSpectral(
+            1, L, 32, 0.05, viscosity=nu, order=4, max_speed=1.5
+        ),
+        10,
+    ),
+    (
+        "fv",
+        lambda nu: dp.solvers.BurgersFV(1, L, 32, 0.02, viscosity=nu, max_speed=1.5),
+        10,
+    ),
+    (
+        "implicit",
+        lambda nu: dp.solvers.BurgersImplicit(1, L, 32, 0.05, viscosity=nu),
+        10,
+    ),
+]
+
+
+def _final_loss(make, steps):
+    weights = jnp.cos(jnp.arange(32, dtype=float) * L / 32)
+
+    def loss(nu, u0):
+        traj = dp.solvers.rollout(make(nu), u0, steps)
+        return jnp.sum(weights * traj[-1, 0] ** 2)
+
+    return loss
+
+
+@pytest.mark.parametrize("name,make,steps", STEPPERS, ids=[s[0] for s in STEPPERS])
+def test_gradients_wrt_viscosity_and_initial_state(name, make, steps, getkey):
+    loss = _final_loss(make, steps)
+    nu = jnp.array(NU)
+    u0 = _cole_hopf(32, 0.0)[None]
+    g_nu, g_u0 = eqx.filter_jit(jax.grad(loss, argnums=(0, 1)))(nu, u0)
+    fd_nu = central_difference(lambda v: loss(v, u0), nu, jnp.array(1.0))
+    assert relative_error(g_nu, fd_nu) < 1e-5
+    direction = jax.random.normal(getkey(), u0.shape)
+    fd_u0 = central_difference(lambda v: loss(nu, v), u0, direction)
+    assert relative_error(jnp.vdot(g_u0, direction), fd_u0) < 1e-5
+
+
+@pytest.mark.parametrize("name,make,steps", STEPPERS, ids=[s[0] for s in STEPPERS])
+def test_jit_vmap_and_float32(name, make, steps):
+    stepper = make(NU)
+    batch = jnp.stack([_cole_hopf(32, 0.0, b=b)[None] for b in (0.3, 0.6, 0.8)])
+    batched = jax.jit(jax.vmap(lambda u: dp.solvers.rollout(stepper, u, steps)))(batch)
+    single = dp.solvers.rollout(stepper, batch[1], steps)
+    assert jnp.allclose(batched[1], single, rtol=1e-10, atol=1e-12)
+    low = dp.solvers.rollout(stepper, batch[1].astype(jnp.float32), steps)
+    assert low.dtype == jnp.float32
+    assert jnp.allclose(low.astype(single.dtype), single, atol=1e-4)
+    # Parameter ensembles: vmap over the constructor.
+    many = eqx.filter_vmap(make)(jnp.array([0.08, 0.1]))
+    outs = eqx.filter_vmap(lambda s: dp.solvers.rollout(s, batch[1], steps))(many)
+    assert jnp.allclose(outs[1], single, rtol=1e-10, atol=1e-12)
+
+
+BAD = {
+    "negative viscosity": (
+        lambda: dp.solvers.BurgersSpectral(1, L, 32, 0.01, viscosity=-0.1),
+        "viscosity",
+    ),
+    "zero viscosity spectral": (
+        lambda: dp.solvers.BurgersSpectral(1, L, 32, 0.01, viscosity=0.0),
+        "> 0",
+    ),
+    "unstable spectral dt": (
+        lambda: dp.solvers.BurgersSpectral(1, L, 32, 1.0, viscosity=0.1),
+        "largest admissible dt is 0.3927",
+    ),
+    "unstable fv dt": (
+        lambda: dp.solvers.BurgersFV(1, L, 64, 0.05, viscosity=0.1),
+        "largest stable dt is",
+    ),
+    "fv in 2d": (lambda: dp.solvers.BurgersFV(2, L, 32, 0.01), "1D only"),
+    "order 5": (lambda: dp.solvers.BurgersSpectral(1, L, 32, 0.01, order=5), "order"),
+    "theta below 1/2": (
+        lambda: dp.solvers.BurgersImplicit(1, L, 32, 0.01, theta=0.3),
+        "theta",
+    ),
+    "wrong state shape": (
+        lambda: dp.solvers.BurgersSpectral(1, L, 32, 0.01)(jnp.zeros((32,))),
+        r"shape \(1, 32\)",
+    ),
+    "state on another grid": (
+        lambda: dp.solvers.BurgersFV(1, L, 32, 0.01)(jnp.zeros((1, 64))),
+        r"shape \(1, 32\)",
+    ),
+    "2d state with one channel": (
+        lambda: dp.solvers.BurgersSpectral(2, L, 16, 0.01)(jnp.zeros((1, 16, 16))),
+        r"shape \(2, 16, 16\)",
+    ),
+    "unknown limiter": (
+        lambda: dp.solvers.BurgersFV(1, L, 32, 0.01, limiter="superbee"),
+        "Unknown limiter",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_names_the_fix(name):
+    call, message = BAD[name]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_rollout_reports_blow_up():
+    def explode(u):
+        return u * 1e200
+
+    u0 = jnp.ones((1, 8))
+    with pytest.raises(eqx.EquinoxRuntimeError, match="NaN or inf"):
+        dp.solvers.rollout(explode, u0, 5)
+    traj = dp.solvers.rollout(explode, u0, 5, throw=False)
+    first_bad = int(jnp.argmin(jnp.all(jnp.isfinite(traj[:, 0]), axis=1)))
+    assert first_bad == 2 and traj.shape == (6, 1, 8)
+
+
+def test_general_cole_hopf_matches_closed_form():
+    n, t = 256, 1.0
+    u0 = _cole_hopf(n, 0.0, 0.05, b=0.99)
+    general = exact.cole_hopf(u0, t, viscosity=0.05, domain_extent=L)
+    assert jnp.max(jnp.abs(general - _cole_hopf(n, t, 0.05, b=0.99))) < 1e-12
+    # Non-zero mean: Galilean shift.
+    shifted = exact.cole_hopf(u0 + 0.3, t, viscosity=0.05, domain_extent=L)
+    stepper = dp.solvers.BurgersSpectral(1, L, n, 0.01, viscosity=0.05, order=4)
+    rolled = dp.solvers.rollout(stepper, (u0 + 0.3)[None], 100)[-1, 0]
+    assert jnp.max(jnp.abs(shifted - rolled)) < 1e-8
