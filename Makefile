@@ -37,7 +37,11 @@ format: $(VENV)/.stamp-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.stamp-base
+$(VENV)/.stamp-bench: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[bench]'
+	@touch $@
+
+bench: $(VENV)/.stamp-bench
 	@for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:

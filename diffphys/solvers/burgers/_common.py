@@ -35,8 +35,13 @@ def check_viscosity(viscosity: ArrayLike, allow_zero: bool) -> Array:
     return viscosity
 
 
-def check_state(u: Field, num_spatial_dims: int, num_points: int, channels: int):
-    expected = (channels,) + (num_points,) * num_spatial_dims
+def num_channels(num_spatial_dims: int) -> int:
+    """Burgers is scalar in 1D and a d-component velocity in d >= 2 dimensions."""
+    return 1 if num_spatial_dims == 1 else num_spatial_dims
+
+
+def check_state(u: Field, num_spatial_dims: int, num_points: int):
+    expected = (num_channels(num_spatial_dims),) + (num_points,) * num_spatial_dims
     if u.shape != expected:
         raise ValueError(
             f"The state must have shape {expected} (channels first, unbatched; use "

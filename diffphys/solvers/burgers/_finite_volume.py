@@ -102,7 +102,7 @@ class BurgersFV(eqx.Module):
         return -(flux - jnp.roll(flux, 1)) / dx
 
     def __call__(self, u: Field) -> Field:
-        check_state(u, 1, self.num_points, 1)
+        check_state(u, 1, self.num_points)
         dt = self.dt
 
         def euler(v):

@@ -85,9 +85,8 @@ class BurgersSpectral(eqx.Module):
         self.terms = SpectralBurgersTerms(
             num_spatial_dims, domain_extent, num_points, dealiasing_fraction
         )
-        channels = 1 if num_spatial_dims == 1 else num_spatial_dims
         if forcing is not None:
-            check_state(forcing, num_spatial_dims, num_points, channels)
+            check_state(forcing, num_spatial_dims, num_points)
         self.forcing = forcing
         z = dt * self.viscosity * self.terms.laplacian_symbol()
         z = jnp.broadcast_to(z, self.terms.mask.shape)
@@ -112,8 +111,7 @@ class BurgersSpectral(eqx.Module):
         return out
 
     def __call__(self, u: Field) -> Field:
-        channels = 1 if self.num_spatial_dims == 1 else self.num_spatial_dims
-        check_state(u, self.num_spatial_dims, self.num_points, channels)
+        check_state(u, self.num_spatial_dims, self.num_points)
         n = self._nonlinear
         v = self.terms.forward(u)
         c = {k: c.astype(v.dtype) for k, c in self.coefficients.items()}
