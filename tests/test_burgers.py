@@ -177,6 +177,54 @@ def test_implicit_handles_large_steps_at_high_viscosity():
     assert jnp.max(jnp.abs(u[-1])) < jnp.max(jnp.abs(u[0]))
 
 
+def _manufactured(n):
+    # u = e^{-t} sin x solves u_t + u u_x = ν u_xx + f with this f(x, t).
+    x = jnp.arange(n, dtype=float) * L / n
+
+    def forcing(t):
+        a = jnp.exp(-t)
+        return ((NU - 1) * a * jnp.sin(x) + a**2 * jnp.sin(x) * jnp.cos(x))[None]
+
+    def solution(t):
+        return (jnp.exp(-t) * jnp.sin(x))[None]
+
+    return forcing, solution
+
+
+@pytest.mark.parametrize(
+    "name,order",
+    [("spectral-2", 2), ("spectral-4", 4), ("implicit", 2), ("fv", 2)],
+)
+def test_time_dependent_forcing_keeps_the_order(name, order):
+    t_end = 1.0
+
+    def error(level):
+        if name == "fv":  # refine the grid; dt at 0.4 of the stability limit
+            n = 32 * 2**level
+            dx = L / n
+            dt = t_end / np.ceil(t_end * (1 / dx + 2 * NU / dx**2) / 0.4)
+        else:
+            n, dt = 32, 0.2 / 2**level
+        forcing, solution = _manufactured(n)
+        if name == "fv":
+            stepper = dp.solvers.BurgersFV(1, L, n, dt, viscosity=NU, forcing=forcing)
+        elif name == "implicit":
+            stepper = dp.solvers.BurgersImplicit(
+                1, L, n, dt, viscosity=NU, forcing=forcing
+            )
+        else:
+            stepper = dp.solvers.BurgersSpectral(
+                1, L, n, dt, viscosity=NU, order=order, forcing=forcing
+            )
+        steps = int(round(t_end / dt))
+        u = dp.solvers.rollout(stepper, solution(0.0), steps, t0=0.0)[-1]
+        return float(jnp.max(jnp.abs(u - solution(t_end))))
+
+    errors = [error(level) for level in range(3)]
+    slope = -_slope([1, 2, 4], errors)
+    assert slope > order - 0.3, (errors, slope)
+
+
 # One list of all Burgers steppers for the cross-cutting tests: (name, factory
 # viscosity -> stepper, number of steps).
 STEPPERS = [

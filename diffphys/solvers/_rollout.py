@@ -4,7 +4,7 @@ import equinox as eqx
 import jax.lax as lax
 import jax.numpy as jnp
 
-from .._custom_types import Field, Trajectory
+from .._custom_types import Field, ScalarLike, Trajectory
 
 
 def rollout(
@@ -13,6 +13,7 @@ def rollout(
     num_steps: int,
     *,
     include_init: bool = True,
+    t0: ScalarLike | None = None,
     throw: bool = True,
 ) -> Trajectory:
     """Apply `stepper` autoregressively, `num_steps` times, with `lax.scan`.
@@ -24,6 +25,8 @@ def rollout(
     - `u0`: the initial state, shape `(C, *N)`.
     - `num_steps`: number of steps (static).
     - `include_init`: prepend `u0`, giving `num_steps + 1` frames.
+    - `t0`: for steppers with time-dependent forcing: the time of `u0`; each step is
+        then called as `stepper(u, t)` with `t` advanced by `stepper.dt`.
     - `throw`: raise if the trajectory holds a NaN or inf, naming the first bad step
         (a blow-up is then never returned silently). With `False` the caller checks.
 
@@ -35,11 +38,24 @@ def rollout(
     if num_steps < 0:
         raise ValueError(f"`num_steps` must be >= 0, got {num_steps}.")
 
-    def step(u, _):
-        u_next = stepper(u)
-        return u_next, u_next
+    if t0 is None:
 
-    _, frames = lax.scan(step, u0, length=num_steps)
+        def step(u, _):
+            u_next = stepper(u)
+            return u_next, u_next
+
+        _, frames = lax.scan(step, u0, length=num_steps)
+    else:
+        if not hasattr(stepper, "dt"):
+            raise ValueError("rollout(..., t0=...) needs a stepper with a `dt`.")
+
+        def timed_step(carry, _):
+            u, t = carry
+            u_next = stepper(u, t)
+            return (u_next, t + stepper.dt), u_next
+
+        start = (u0, jnp.asarray(t0, u0.dtype))
+        _, frames = lax.scan(timed_step, start, length=num_steps)
     if include_init:
         frames = jnp.concatenate([u0[None], frames])
     if throw:

@@ -102,3 +102,16 @@ class SpectralBurgersTerms(eqx.Module):
 
     def laplacian_symbol(self):
         return -sum(k**2 for k in self.ks)
+
+
+def forcing_at(forcing, t, like: Array) -> Array | None:
+    """The forcing at time `t`; `forcing` is `None`, a field, or `f(t) -> field`."""
+    if forcing is None:
+        return None
+    value = forcing(t) if callable(forcing) else forcing
+    if jnp.shape(value) != like.shape:
+        raise ValueError(
+            f"The forcing must be a field of the state's shape {like.shape}, got "
+            f"{jnp.shape(value)}."
+        )
+    return jnp.asarray(value, like.dtype)

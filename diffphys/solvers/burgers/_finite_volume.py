@@ -1,9 +1,11 @@
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..._custom_types import Array, ArrayLike, Field
-from ._common import check_grid, check_state, check_viscosity
+from ..._custom_types import Array, ArrayLike, Field, Scalar, ScalarLike
+from ._common import check_grid, check_state, check_viscosity, forcing_at
 
 
 def _minmod(a, b):
@@ -41,7 +43,9 @@ class BurgersFV(eqx.Module):
         `max_speed dt / dx + 2 ν dt / dx² <= 0.5` (checked at construction when ν is
         concrete; the error names the largest stable dt). With it the scheme keeps
         the maximum principle (no new extrema).
-    - `limiter`: slope limiter name.
+    - `limiter`: slope limiter name: `"mc"`, `"minmod"` or `"van_leer"`.
+    - `forcing`: optional right-hand side `f`: a field `(1, N)` or `f(t) -> (1, N)`,
+        evaluated at the SSP-RK3 stage times (`t`, `t + dt`, `t + dt/2`).
 
     Reference: LeVeque, *Finite Volume Methods for Hyperbolic Problems* (2002), ch. 6.
     """
@@ -51,6 +55,7 @@ class BurgersFV(eqx.Module):
     dt: float = eqx.field(static=True)
     limiter: str = eqx.field(static=True)
     viscosity: Array
+    forcing: Field | Callable[[Scalar], Field] | None
 
     def __init__(
         self,
@@ -62,6 +67,7 @@ class BurgersFV(eqx.Module):
         viscosity: ArrayLike = 0.0,
         max_speed: float = 1.0,
         limiter: str = "mc",
+        forcing: Field | Callable[[Scalar], Field] | None = None,
     ):
         check_grid(num_spatial_dims, domain_extent, num_points, dt)
         if num_spatial_dims != 1:
@@ -83,10 +89,11 @@ class BurgersFV(eqx.Module):
                     f"ν = {float(self.viscosity)}, dx = {dx:.3g}); the largest stable "
                     f"dt is {_MAX_COURANT / rate:.4g}."
                 )
-        self.domain_extent = domain_extent
+        self.domain_extent = float(domain_extent)
         self.num_points = num_points
-        self.dt = dt
+        self.dt = float(dt)
         self.limiter = limiter
+        self.forcing = forcing
 
     def rhs(self, u: Array) -> Array:
         """`-(F_{i+1/2} - F_{i-1/2}) / dx` for one channel, shape `(N,)`."""
@@ -101,13 +108,17 @@ class BurgersFV(eqx.Module):
         flux = flux - self.viscosity.astype(u.dtype) * forward / dx
         return -(flux - jnp.roll(flux, 1)) / dx
 
-    def __call__(self, u: Field) -> Field:
+    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
+        """One SSP-RK3 step from `u` at time `t` (only a time-dependent forcing reads
+        `t`)."""
         check_state(u, 1, self.num_points)
         dt = self.dt
 
-        def euler(v):
-            return v + dt * self.rhs(v[0])[None]
+        def euler(v, time):
+            rate = self.rhs(v[0])[None]
+            f = forcing_at(self.forcing, time, u)
+            return v + dt * (rate if f is None else rate + f)
 
-        u1 = euler(u)
-        u2 = 0.75 * u + 0.25 * euler(u1)
-        return u / 3 + 2 / 3 * euler(u2)
+        u1 = euler(u, t)
+        u2 = 0.75 * u + 0.25 * euler(u1, t + dt)
+        return u / 3 + 2 / 3 * euler(u2, t + dt / 2)

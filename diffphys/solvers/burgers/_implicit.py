@@ -1,10 +1,18 @@
+from collections.abc import Callable
+
 import equinox as eqx
 import jax.numpy as jnp
 import lineax as lx
 
 from ... import implicit
-from ..._custom_types import Array, ArrayLike, Field
-from ._common import check_grid, check_state, check_viscosity, SpectralBurgersTerms
+from ..._custom_types import Array, ArrayLike, Field, Scalar, ScalarLike
+from ._common import (
+    check_grid,
+    check_state,
+    check_viscosity,
+    forcing_at,
+    SpectralBurgersTerms,
+)
 
 
 class BurgersImplicit(eqx.Module):
@@ -31,6 +39,8 @@ class BurgersImplicit(eqx.Module):
     - `rtol`, `atol`: Newton's tolerances; `None` picks them from the state's dtype
         (1e-5 for float32, 1e-11 for float64, relative to the first residual).
     - `dealiasing_fraction`: as `BurgersSpectral`.
+    - `forcing`: optional right-hand side, a field or `f(t) -> field`, taken by the
+        θ-rule `θ f(t + dt) + (1 - θ) f(t)`.
     """
 
     num_spatial_dims: int = eqx.field(static=True)
@@ -43,6 +53,7 @@ class BurgersImplicit(eqx.Module):
     viscosity: Array
     terms: SpectralBurgersTerms
     linear: Array
+    forcing: Field | Callable[[Scalar], Field] | None
 
     def __init__(
         self,
@@ -56,14 +67,15 @@ class BurgersImplicit(eqx.Module):
         rtol: float | None = None,
         atol: float | None = None,
         dealiasing_fraction: float = 2 / 3,
+        forcing: Field | Callable[[Scalar], Field] | None = None,
     ):
         check_grid(num_spatial_dims, domain_extent, num_points, dt)
         if not 0.5 <= theta <= 1:
             raise ValueError(f"`theta` must lie in [1/2, 1] (A-stable), got {theta}.")
         self.num_spatial_dims = num_spatial_dims
-        self.domain_extent = domain_extent
+        self.domain_extent = float(domain_extent)
         self.num_points = num_points
-        self.dt = dt
+        self.dt = float(dt)
         self.theta = theta
         self.rtol = rtol
         self.atol = atol
@@ -72,6 +84,7 @@ class BurgersImplicit(eqx.Module):
             num_spatial_dims, domain_extent, num_points, dealiasing_fraction
         )
         self.linear = self.viscosity * self.terms.laplacian_symbol()
+        self.forcing = forcing
 
     def _residual(self, u_next, explicit):
         # Newton iterates only the implicit half; `explicit` is fixed for the step.
@@ -82,7 +95,7 @@ class BurgersImplicit(eqx.Module):
             (explicit + implicit_part) / (1 - self.theta * self.dt * lin)
         )
 
-    def __call__(self, u: Field) -> Field:
+    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
         check_state(u, self.num_spatial_dims, self.num_points)
         single = u.dtype == jnp.float32
         rtol = self.rtol if self.rtol is not None else (1e-5 if single else 1e-11)
@@ -98,5 +111,9 @@ class BurgersImplicit(eqx.Module):
         explicit = (1 + (1 - self.theta) * self.dt * lin) * v + (
             (1 - self.theta) * self.dt * self.terms.nonlinear(v)
         )
+        for weight, time in ((1 - self.theta, t), (self.theta, t + self.dt)):
+            f = forcing_at(self.forcing, time, u)
+            if f is not None:
+                explicit = explicit + weight * self.dt * self.terms.forward(f)
         sol = implicit.root_find(self._residual, u, explicit, solver)
         return sol.value
