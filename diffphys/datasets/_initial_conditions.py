@@ -8,6 +8,7 @@ import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
 from .._custom_types import Field
+from ..solvers._spectral import wavenumbers
 
 
 def _check_dims(num_spatial_dims: int, supported=(1, 2, 3)):
@@ -32,13 +33,8 @@ def _normalise(u, zero_mean: bool, max_one: bool):
 
 
 def _mode_indices(shape):
-    # Integer wavenumbers of an rfftn grid, one array per axis, broadcastable.
-    d = len(shape)
-    out = []
-    for axis, n in enumerate(shape):
-        k = jnp.fft.rfftfreq(n, 1 / n) if axis == d - 1 else jnp.fft.fftfreq(n, 1 / n)
-        out.append(k.reshape([-1 if a == axis else 1 for a in range(d)]))
-    return out
+    # Integer wavenumbers of the rfftn grid: angular wavenumbers on a 2π-periodic box.
+    return wavenumbers(len(shape), 2 * jnp.pi, shape[0])
 
 
 class AbstractInitialCondition(eqx.Module):
