@@ -51,6 +51,175 @@ def demo(
     run_demo(out=out, size=size, steps=steps, seed=seed, quiet=quiet)
 
 
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+@app.command()
+def generate(
+    scenario: Annotated[
+        str,
+        typer.Argument(
+            help="Scenario name: burgers, burgers-fv, burgers-2d, or any registered "
+            "with dp.datasets.register_scenario."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Dataset folder (The Well layout).")],
+    num_samples: Annotated[
+        int | None, typer.Option(help="Trajectories in all splits. [scenario default]")
+    ] = None,
+    num_points: Annotated[
+        int | None, typer.Option(help="Grid points per axis. [scenario default]")
+    ] = None,
+    num_steps: Annotated[
+        int | None,
+        typer.Option(help="Saved frames after the initial one. [scenario default]"),
+    ] = None,
+    dt: Annotated[
+        float | None,
+        typer.Option(help="Solver time step. [from the scheme's stability limit]"),
+    ] = None,
+    save_every: Annotated[
+        int | None,
+        typer.Option(help="Solver steps between saved frames. [from dt and horizon]"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Base seed of every random draw.")] = 0,
+    split: Annotated[
+        str, typer.Option(help="Train,valid,test fractions.")
+    ] = "0.8,0.1,0.1",
+    shard_size: Annotated[
+        int | None, typer.Option(help="Trajectories per file. [about 64 MiB a file]")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Per-trajectory parameter: name=value, name=lo:hi, name=lo:hi:log "
+            "(log-uniform) or name=a,b,c; repeatable."
+        ),
+    ] = None,
+    precision: Annotated[
+        str, typer.Option(help="float32 or float64, for computing and storing.")
+    ] = "float32",
+    engine: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Address of a running Ray cluster.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="CPUs of a local Ray (default: all).", min=1)
+    ] = None,
+    num_shards: Annotated[
+        int, typer.Option(help="Array size: this task writes every n-th shard.", min=1)
+    ] = 1,
+    shard_index: Annotated[
+        int, typer.Option(help="This task's index in 0..num-shards-1.", min=0)
+    ] = 0,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a dataset of another config in --out.")
+    ] = False,
+    quiet: _Quiet = False,
+) -> None:
+    """Generate a PDE dataset: sharded, resumable, The Well-format HDF5."""
+    import time
+
+    from .. import datasets
+
+    config = datasets.make_config(
+        scenario,
+        num_samples=num_samples,
+        num_points=num_points,
+        num_steps=num_steps,
+        dt=dt,
+        save_every=save_every,
+        seed=seed,
+        split=split,
+        shard_size=shard_size,
+        params=param,
+        precision=precision,
+    )
+    start = time.perf_counter()
+    datasets.generate(
+        config,
+        out,
+        engine=engine,
+        overwrite=overwrite,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        ray_address=ray_address,
+        workers=workers,
+        progress=False if quiet else None,
+    )
+    seconds = time.perf_counter() - start
+    if num_shards == 1:
+        typer.echo(
+            f"{out}: {config.num_samples} trajectories of {config.num_frames} frames "
+            f"in {len(config.shards())} files ({seconds:.1f} s); config {config.hash}"
+        )
+    else:
+        typer.echo(
+            f"{out}: shard task {shard_index} of {num_shards} done ({seconds:.1f} s); "
+            "run `diffphys join` after all tasks"
+        )
+
+
+@app.command()
+def join(
+    folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the checksum pass.")
+    ] = False,
+) -> None:
+    """Check every shard of a sharded run and write yaml, stats and manifest."""
+    from .. import datasets
+
+    manifest = datasets.join(folder, verify=not no_verify)
+    typer.echo(f"{folder}: joined {len(manifest['shards'])} shards")
+
+
+@app.command()
+def info(
+    path: Annotated[Path, typer.Argument(help="A .hdf5 file or a dataset folder.")],
+    verify: Annotated[
+        bool, typer.Option(help="Also check every shard's checksum.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Validate a file or dataset folder against The Well schema and summarise it."""
+    import json
+
+    from ..datasets._info import describe
+    from ._show import show_info
+
+    summary = describe(path, verify=verify)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1))
+    else:
+        show_info(summary)
+
+
+@app.command()
+def export(
+    folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    out: Annotated[Path, typer.Option(help="Output file, ending in .hdf5.")],
+    format: Annotated[str, typer.Option(help="Target layout: pdebench.")] = "pdebench",
+    copy: Annotated[
+        bool, typer.Option(help="A standalone file instead of a virtual dataset.")
+    ] = False,
+    field: Annotated[str | None, typer.Option(help="Scalar field to export.")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Only this split. [all, in order]")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out.")] = False,
+) -> None:
+    """Export a dataset folder to PDEBench's single-file layout."""
+    from ..datasets import export_pdebench
+
+    if format != "pdebench":
+        raise ValueError(f"Unknown --format {format!r}; supported: pdebench.")
+    export_pdebench(
+        folder, out, copy=copy, field=field, split=split, overwrite=overwrite
+    )
+    typer.echo(f"{out}: {'copied' if copy else 'virtual'} PDEBench file")
+
+
 def main() -> None:
     """Entry point of the console script: errors become one line and exit code."""
     try:

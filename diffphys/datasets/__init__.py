@@ -1,10 +1,19 @@
-"""Initial-condition generators, and (to come) the PDE scenario registry, sharded
-generation and The Well-format HDF5 reading and writing.
+"""PDE datasets: initial-condition generators, the scenario registry, sharded and
+resumable generation into The Well's HDF5 layout, checking, PDEBench export and a
+lazy windowed loader.
 
 Use it as `dp.datasets`; this package is nested on purpose, so it never shadows the
 HuggingFace `datasets` package.
 """
 
+from ._config import (
+    GenerationConfig as GenerationConfig,
+    make_config as make_config,
+    Shard as Shard,
+)
+from ._export import export_pdebench as export_pdebench
+from ._generate import generate as generate, join as join
+from ._info import describe as describe
 from ._initial_conditions import (
     AbstractInitialCondition as AbstractInitialCondition,
     FromCallable as FromCallable,
@@ -13,3 +22,20 @@ from ._initial_conditions import (
     RandomTruncatedFourier as RandomTruncatedFourier,
     SineSum as SineSum,
 )
+from ._loader import open as open, WindowDataset as WindowDataset
+from ._parameters import (
+    AbstractSampler as AbstractSampler,
+    Choice as Choice,
+    Fixed as Fixed,
+    parse_sampler as parse_sampler,
+    Uniform as Uniform,
+)
+from ._scenarios import (
+    get_scenario as get_scenario,
+    list_scenarios as list_scenarios,
+    Parameter as Parameter,
+    register_scenario as register_scenario,
+    SavedField as SavedField,
+    Scenario as Scenario,
+)
+from ._well import check_file as check_file, SchemaError as SchemaError

@@ -13,6 +13,7 @@ def rollout(
     num_steps: int,
     *,
     include_init: bool = True,
+    save_every: int = 1,
     t0: ScalarLike | None = None,
     throw: bool = True,
 ) -> Trajectory:
@@ -23,8 +24,10 @@ def rollout(
     - `stepper`: any `u -> u_next` on an unbatched channels-first field (a solver's
         stepper or a neural operator).
     - `u0`: the initial state, shape `(C, *N)`.
-    - `num_steps`: number of steps (static).
+    - `num_steps`: number of saved steps (static).
     - `include_init`: prepend `u0`, giving `num_steps + 1` frames.
+    - `save_every`: solver steps between saved frames (static); the trajectory then
+        spans `num_steps * save_every` solver steps.
     - `t0`: for steppers with time-dependent forcing: the time of `u0`; each step is
         then called as `stepper(u, t)` with `t` advanced by `stepper.dt`.
     - `throw`: raise if the trajectory holds a NaN or inf, naming the first bad step
@@ -37,25 +40,33 @@ def rollout(
     """
     if num_steps < 0:
         raise ValueError(f"`num_steps` must be >= 0, got {num_steps}.")
+    if save_every < 1:
+        raise ValueError(f"`save_every` must be >= 1, got {save_every}.")
 
     if t0 is None:
 
         def step(u, _):
-            u_next = stepper(u)
-            return u_next, u_next
+            return stepper(u), None
 
-        _, frames = lax.scan(step, u0, length=num_steps)
+        start = u0
     else:
         if not hasattr(stepper, "dt"):
             raise ValueError("rollout(..., t0=...) needs a stepper with a `dt`.")
 
-        def timed_step(carry, _):
+        def step(carry, _):
             u, t = carry
-            u_next = stepper(u, t)
-            return (u_next, t + stepper.dt), u_next
+            return (stepper(u, t), t + stepper.dt), None
 
         start = (u0, jnp.asarray(t0, u0.dtype))
-        _, frames = lax.scan(timed_step, start, length=num_steps)
+
+    def saved_step(carry, _):
+        if save_every == 1:
+            carry, _ = step(carry, None)
+        else:
+            carry, _ = lax.scan(step, carry, length=save_every)
+        return carry, carry if t0 is None else carry[0]
+
+    _, frames = lax.scan(saved_step, start, length=num_steps)
     if include_init:
         frames = jnp.concatenate([u0[None], frames])
     if throw:

@@ -1,0 +1,244 @@
+import dataclasses
+import hashlib
+import json
+import math
+
+from ._scenarios import get_scenario, Scenario
+
+
+SPLITS = ("train", "valid", "test")
+PRECISIONS = ("float32", "float64")
+# Shards are sized to about this many bytes on disk (and at most 1024 trajectories),
+# so a crash loses little work and one file stays easy to move.
+_SHARD_BYTES = 64 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One output file: trajectories `start..stop` (global indices) of `split`."""
+
+    split: str
+    index: int
+    start: int
+    stop: int
+    filename: str
+
+    @property
+    def path(self) -> str:
+        """The path relative to the dataset folder."""
+        return f"data/{self.split}/{self.filename}"
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+    """Everything that determines a dataset's arrays. Two equal configs give
+    bit-identical shards on the same platform; `hash` names it.
+
+    Build it with `make_config(scenario, **overrides)`, which fills the scenario's
+    defaults and checks every value.
+    """
+
+    scenario: str
+    num_samples: int
+    num_points: int
+    num_steps: int
+    dt: float
+    save_every: int
+    seed: int
+    split: tuple[float, float, float]
+    shard_size: int
+    params: tuple[tuple[str, str], ...]
+    precision: str
+    domain_extent: float
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["split"] = list(self.split)
+        out["params"] = dict(self.params)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GenerationConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if set(data) != fields:
+            raise ValueError(
+                f"Config keys {sorted(data)} differ from {sorted(fields)}."
+            )
+        data = dict(data)
+        data["split"] = tuple(data["split"])
+        data["params"] = tuple(sorted(data["params"].items()))
+        return cls(**data)
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def scenario_obj(self) -> Scenario:
+        return get_scenario(self.scenario)
+
+    @property
+    def num_frames(self) -> int:
+        return self.num_steps + 1
+
+    @property
+    def frame_interval(self) -> float:
+        return self.dt * self.save_every
+
+    def split_sizes(self) -> dict[str, int]:
+        train = round(self.split[0] * self.num_samples)
+        valid = round(self.split[1] * self.num_samples)
+        return {
+            "train": train,
+            "valid": valid,
+            "test": self.num_samples - train - valid,
+        }
+
+    def shards(self) -> list[Shard]:
+        """The dataset's files in a fixed order: splits in turn, each cut into
+        `shard_size` pieces; trajectory indices are global (train first)."""
+        out, start = [], 0
+        width = max(5, len(str(self.num_samples)))
+        for split, size in self.split_sizes().items():
+            for index, first in enumerate(range(start, start + size, self.shard_size)):
+                stop = min(first + self.shard_size, start + size)
+                name = f"{self.scenario}_{index:0{width}d}.hdf5"
+                out.append(Shard(split, index, first, stop, name))
+            start += size
+        return out
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def parse_split(split) -> tuple[float, float, float]:
+    """`"0.8,0.1,0.1"` or a triple → three non-negative fractions summing to 1."""
+    if isinstance(split, str):
+        try:
+            split = tuple(float(p) for p in split.split(","))
+        except ValueError:
+            raise ValueError(
+                f"--split {split!r}: write three fractions, e.g. 0.8,0.1,0.1."
+            ) from None
+    split = tuple(float(s) for s in split)
+    if len(split) != 3 or any(s < 0 for s in split) or abs(sum(split) - 1) > 1e-9:
+        raise ValueError(
+            f"--split needs three non-negative fractions (train, valid, test) "
+            f"summing to 1, got {split}."
+        )
+    return split
+
+
+def parse_params(params) -> dict[str, str]:
+    """`["nu=0.01", "a=0:1"]` or a mapping → {name: spec}."""
+    if params is None:
+        return {}
+    if isinstance(params, dict):
+        return {str(k): str(v) for k, v in params.items()}
+    out = {}
+    for item in params:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise ValueError(
+                f"--param {item!r}: write name=value, name=lo:hi, name=lo:hi:log or "
+                "name=a,b,c."
+            )
+        out[name.strip()] = spec.strip()
+    return out
+
+
+def make_config(
+    scenario: str,
+    *,
+    num_samples: int | None = None,
+    num_points: int | None = None,
+    num_steps: int | None = None,
+    dt: float | None = None,
+    save_every: int | None = None,
+    seed: int = 0,
+    split="0.8,0.1,0.1",
+    shard_size: int | None = None,
+    params=None,
+    precision: str = "float32",
+) -> GenerationConfig:
+    """A checked `GenerationConfig` with the scenario's defaults for what is `None`.
+
+    Time step: without `dt`, frames stay the scenario's `frame_interval` apart and
+    `dt = frame_interval / save_every` with the smallest `save_every` that keeps `dt`
+    within the scheme's stability limit (evaluated at the largest parameter values
+    drawn). A given `dt` is checked against that limit; the error names the largest
+    stable one.
+    """
+    sc = get_scenario(scenario)
+
+    def default(value, fallback):
+        return fallback if value is None else value
+
+    num_samples = _positive_int("num-samples", default(num_samples, sc.num_samples))
+    num_points = _positive_int("num-points", default(num_points, sc.num_points))
+    num_steps = _positive_int("num-steps", default(num_steps, sc.num_steps))
+    if num_points < 8:
+        raise ValueError(f"--num-points must be >= 8, got {num_points}.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {PRECISIONS}, got {precision!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise ValueError(f"--seed must be an integer in [0, 2^31), got {seed!r}.")
+    specs = parse_params(params)
+    samplers = {name: sc.sampler(name, specs.get(name)) for name in sc.parameters}
+    for name in specs:
+        sc.sampler(name)  # unknown names raise, listing the known ones
+    largest = {name: s.bounds[1] for name, s in samplers.items()}
+    dt_max = sc.max_dt(sc.domain_extent, num_points, **largest)
+    if dt is None:
+        if save_every is None:
+            save_every = max(1, math.ceil(sc.frame_interval / dt_max * (1 - 1e-12)))
+        dt = sc.frame_interval / _positive_int("save-every", save_every)
+    else:
+        if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+            raise ValueError(f"--dt must be a positive number, got {dt!r}.")
+        if save_every is None:
+            save_every = max(1, round(sc.frame_interval / dt))
+    save_every = _positive_int("save-every", save_every)
+    if dt > dt_max * (1 + 1e-12):
+        raise ValueError(
+            f"dt = {dt:.4g} is above the stability limit {dt_max:.4g} of scenario "
+            f"{sc.name!r} at {num_points} points (largest parameters {largest}); "
+            f"use --dt {dt_max:.4g} or less, or raise --save-every to "
+            f"{math.ceil(dt * save_every / dt_max)} and leave --dt out."
+        )
+    split = parse_split(split)
+    if round(split[0] * num_samples) < 1:
+        raise ValueError(
+            f"--num-samples {num_samples} with --split {split} leaves the train split "
+            "empty; raise --num-samples or the train fraction."
+        )
+    if shard_size is None:
+        # At most _SHARD_BYTES and 1024 trajectories per file, the train split cut
+        # into equal pieces (equal batches, no padded work).
+        frame_bytes = sc.num_channels * num_points**sc.num_spatial_dims * 4
+        most = max(1, min(1024, _SHARD_BYTES // (frame_bytes * (num_steps + 1))))
+        num_train = round(split[0] * num_samples)
+        shard_size = -(-num_train // -(-num_train // most))
+    shard_size = _positive_int("shard-size", shard_size)
+    return GenerationConfig(
+        scenario=sc.name,
+        num_samples=num_samples,
+        num_points=num_points,
+        num_steps=num_steps,
+        dt=float(dt),
+        save_every=save_every,
+        seed=seed,
+        split=split,
+        shard_size=shard_size,
+        params=tuple(sorted((n, s.spec) for n, s in samplers.items())),
+        precision=precision,
+        domain_extent=float(sc.domain_extent),
+    )

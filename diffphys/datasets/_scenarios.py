@@ -1,0 +1,252 @@
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import jax.numpy as jnp
+import jax.random as jr
+
+from ..solvers.burgers import BurgersFV, BurgersSpectral
+from ._initial_conditions import RandomTruncatedFourier, SineSum
+from ._parameters import AbstractSampler, parse_sampler
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """A physical parameter of a scenario, drawn per trajectory.
+
+    - `default`: the sampler used when the user names none (a spec string such as
+        `"0.01"` or `"0.001:0.1:log"`, or an `AbstractSampler`).
+    - `low`, `high`: the admissible values; `low_open` excludes `low` itself.
+    - `description`: one line for `--help` and the dataset's yaml.
+    - `pdebench_name`: the attribute name PDEBench uses for it (e.g. `Nu`).
+    """
+
+    default: str | AbstractSampler
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    description: str = ""
+    pdebench_name: str | None = None
+
+    def check(self, name: str, sampler: AbstractSampler) -> None:
+        lo, hi = sampler.bounds
+        too_low = lo <= self.low if self.low_open else lo < self.low
+        if too_low or hi > self.high:
+            bracket = "(" if self.low_open else "["
+            raise ValueError(
+                f"--param {name}={sampler.spec} leaves the admissible range "
+                f"{bracket}{self.low}, {self.high}]."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedField:
+    """A field written to disk: `tensor_order` 0 (scalar, one channel) or 1 (vector,
+    one channel per spatial dimension); `channels` are the state's channel indices."""
+
+    name: str
+    tensor_order: int
+    channels: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """A named PDE data-generation recipe.
+
+    - `make_stepper(domain_extent, num_points, dt, **params)`: builds the stepper;
+        `params` are scalar arrays (traced under `vmap`), one per `parameters` entry.
+    - `initial_condition(num_points, *, key) -> (C, *N)`.
+    - `max_dt(domain_extent, num_points, **largest_params) -> float`: the largest
+        stable step for the largest admissible parameter values drawn.
+    - `parameters`: name → `Parameter`; stored as The Well `scalars`.
+    - `fields`: what is saved; `boundary`: The Well `bc_type` of every axis.
+    - Defaults of the grid and the horizon: `domain_extent`, `num_points`,
+        `num_steps` saved frames (after the initial one) `frame_interval` apart,
+        `num_samples`.
+    """
+
+    name: str
+    description: str
+    num_spatial_dims: int
+    make_stepper: Callable
+    initial_condition: Callable
+    max_dt: Callable[..., float]
+    parameters: Mapping[str, Parameter]
+    fields: tuple[SavedField, ...]
+    boundary: str = "periodic"
+    domain_extent: float = 1.0
+    num_points: int = 256
+    num_steps: int = 100
+    frame_interval: float = 0.01
+    num_samples: int = 64
+
+    def __post_init__(self):
+        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+        channels = sorted(c for f in self.fields for c in f.channels)
+        if channels != list(range(len(channels))):
+            raise ValueError(
+                f"Scenario {self.name!r}: fields must cover channels once."
+            )
+        if self.boundary not in ("periodic", "wall", "open"):
+            raise ValueError(f"Unknown boundary type {self.boundary!r}.")
+
+    @property
+    def num_channels(self) -> int:
+        return sum(len(f.channels) for f in self.fields)
+
+    def sampler(self, name: str, spec=None) -> AbstractSampler:
+        """The sampler of parameter `name` from a spec (or the default), checked."""
+        if name not in self.parameters:
+            known = ", ".join(self.parameters) or "none"
+            raise ValueError(
+                f"Scenario {self.name!r} has no parameter {name!r}; its parameters: "
+                f"{known}."
+            )
+        parameter = self.parameters[name]
+        sampler = parse_sampler(parameter.default if spec is None else spec)
+        parameter.check(name, sampler)
+        return sampler
+
+
+_REGISTRY: dict[str, Scenario] = {}
+
+
+def register_scenario(scenario: Scenario, *, replace: bool = False) -> Scenario:
+    """Add `scenario` to the registry under `scenario.name` (used by `diffphys
+    generate NAME`). Refuses to shadow an existing name unless `replace=True`."""
+    if scenario.name in _REGISTRY and not replace:
+        raise ValueError(
+            f"A scenario named {scenario.name!r} is already registered; pass "
+            "replace=True to override it."
+        )
+    _REGISTRY[scenario.name] = scenario
+    return scenario
+
+
+def get_scenario(name: str) -> Scenario:
+    """The registered scenario `name`; the error lists the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown scenario {name!r}; choose from: {', '.join(sorted(_REGISTRY))}."
+        ) from None
+
+
+def list_scenarios() -> Mapping[str, Scenario]:
+    """All registered scenarios, by name (read-only)."""
+    return MappingProxyType(_REGISTRY)
+
+
+# ---------------------------------------------------------------------------------
+# Burgers. PDEBench's 1D recipe: sums of two random sines (|u0| <= 2) on [0, 1),
+# 1024 points, 201 frames 0.01 apart. Here ν is the true coefficient of u_xx (the
+# PDEBench files carry ν = ε/π; see the Burgers fact sheet).
+
+_SINES = SineSum(num_waves=2, max_wavenumber=4)
+_SINE_BOUND = 2.0  # |Σ_i a_i sin(.)| <= num_waves with a_i <= 1; Burgers keeps max|u|
+_VISCOSITY = "kinematic viscosity ν of u_t + (u²/2)_x = ν u_xx"
+
+
+def _spectral_max_dt(domain_extent, num_points, *, max_speed, **_):
+    # Courant number 1, half the hard guard of BurgersSpectral; ETDRK integrates the
+    # diffusion exactly, so ν sets no limit.
+    return domain_extent / num_points / max_speed
+
+
+register_scenario(
+    Scenario(
+        name="burgers",
+        description="1D viscous Burgers, pseudo-spectral ETDRK2, PDEBench-style "
+        "sine-sum initial data",
+        num_spatial_dims=1,
+        make_stepper=lambda L, N, dt, *, nu: BurgersSpectral(
+            1, L, N, dt, viscosity=nu, order=2, max_speed=_SINE_BOUND
+        ),
+        initial_condition=_SINES,
+        max_dt=lambda L, N, **_: _spectral_max_dt(L, N, max_speed=_SINE_BOUND),
+        parameters={
+            "nu": Parameter(
+                "0.01", 0.0, low_open=True, description=_VISCOSITY, pdebench_name="Nu"
+            )
+        },
+        fields=(SavedField("u", 0, (0,)),),
+        num_points=1024,
+        num_steps=200,
+        frame_interval=0.01,
+    )
+)
+
+
+def _fv_max_dt(L, N, *, nu):
+    dx = L / N
+    # 90 % of BurgersFV's SSP limit max_speed dt/dx + 2 ν dt/dx² <= 0.5.
+    return 0.9 * 0.5 / (_SINE_BOUND / dx + 2 * nu / dx**2)
+
+
+register_scenario(
+    Scenario(
+        name="burgers-fv",
+        description="1D viscous or inviscid Burgers, MUSCL finite volumes with "
+        "SSP-RK3 (sharp shocks), PDEBench-style sine-sum initial data",
+        num_spatial_dims=1,
+        make_stepper=lambda L, N, dt, *, nu: BurgersFV(
+            1, L, N, dt, viscosity=nu, max_speed=_SINE_BOUND
+        ),
+        initial_condition=_SINES,
+        max_dt=_fv_max_dt,
+        parameters={
+            "nu": Parameter(
+                "0.001",
+                0.0,
+                description=_VISCOSITY + " (0 = inviscid)",
+                pdebench_name="Nu",
+            )
+        },
+        fields=(SavedField("u", 0, (0,)),),
+        num_points=1024,
+        num_steps=200,
+        frame_interval=0.01,
+    )
+)
+
+
+class _VectorField:
+    """Independent random truncated Fourier series in each of `d` channels, each
+    scaled to max 1 (so |u| <= sqrt(d))."""
+
+    def __init__(self, num_spatial_dims: int, cutoff: int):
+        self.num_spatial_dims = num_spatial_dims
+        self.scalar = RandomTruncatedFourier(num_spatial_dims, cutoff=cutoff)
+
+    def __call__(self, num_points, *, key):
+        keys = jr.split(key, self.num_spatial_dims)
+        return jnp.concatenate([self.scalar(num_points, key=k) for k in keys])
+
+
+register_scenario(
+    Scenario(
+        name="burgers-2d",
+        description="2D vector viscous Burgers, pseudo-spectral ETDRK2, random "
+        "truncated Fourier initial velocity",
+        num_spatial_dims=2,
+        make_stepper=lambda L, N, dt, *, nu: BurgersSpectral(
+            2, L, N, dt, viscosity=nu, order=2, max_speed=math.sqrt(2)
+        ),
+        initial_condition=_VectorField(2, cutoff=4),
+        max_dt=lambda L, N, **_: _spectral_max_dt(L, N, max_speed=2.0),
+        parameters={
+            "nu": Parameter(
+                "0.005",
+                0.0,
+                low_open=True,
+                description="kinematic viscosity ν of u_t + (u·∇)u = ν Δu",
+            )
+        },
+        fields=(SavedField("velocity", 1, (0, 1)),),
+        num_points=64,
+        num_steps=50,
+        frame_interval=0.02,
+    )
+)
