@@ -365,3 +365,16 @@ def test_general_cole_hopf_matches_closed_form():
     stepper = dp.solvers.BurgersSpectral(1, L, n, 0.01, viscosity=0.05, order=4)
     rolled = dp.solvers.rollout(stepper, (u0 + 0.3)[None], 100)[-1, 0]
     assert jnp.max(jnp.abs(shifted - rolled)) < 1e-8
+
+
+def test_rollout_save_every_keeps_every_kth_frame():
+    stepper = dp.solvers.BurgersSpectral(1, 2 * jnp.pi, 64, 0.01, viscosity=0.05)
+    u0 = jnp.sin(jnp.arange(64, dtype=float) * 2 * jnp.pi / 64)[None]
+    every = dp.solvers.rollout(stepper, u0, 12)
+    sparse = dp.solvers.rollout(stepper, u0, 4, save_every=3)
+    assert sparse.shape == (5, 1, 64)
+    assert jnp.array_equal(sparse, every[::3])
+    timed = dp.solvers.rollout(stepper, u0, 4, save_every=3, t0=0.0)
+    assert jnp.array_equal(timed, sparse)
+    with pytest.raises(ValueError, match="save_every"):
+        dp.solvers.rollout(stepper, u0, 4, save_every=0)

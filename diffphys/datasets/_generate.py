@@ -193,6 +193,14 @@ def batch_size(config: GenerationConfig) -> int:
     return max(1, min(config.shard_size, budget // per_trajectory))
 
 
+def batch_plan(config: GenerationConfig, start: int, stop: int) -> tuple[int, list]:
+    """The batch size and first indices that cut `start..stop` into equal batches of
+    at most `batch_size(config)` trajectories (the last one padded)."""
+    most = batch_size(config)
+    size = -(-(stop - start) // -(-(stop - start) // most))
+    return size, list(range(start, stop, size))
+
+
 def compute_batches(config: GenerationConfig, start: int, stop: int) -> Iterable:
     """Yield `(offset, fields, params, moments)` host batches for trajectories
     `start..stop`: fields `(B, T, *space[, D])`, per-trajectory parameters and
@@ -202,9 +210,7 @@ def compute_batches(config: GenerationConfig, start: int, stop: int) -> Iterable
     padded, its padding dropped), and the next batch is dispatched before the
     current one is fetched, so the device computes while the host writes.
     """
-    most = batch_size(config)
-    size = -(-(stop - start) // -(-(stop - start) // most))
-    offsets = list(range(start, stop, size))
+    size, offsets = batch_plan(config, start, stop)
     fn = _batch_function(config)
 
     def dispatch(first):
