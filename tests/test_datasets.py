@@ -402,6 +402,14 @@ def test_folders_of_other_data_are_refused(reference, tmp_path):
             "holds no diffphys dataset",
         )
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    # A folder another shard task has just started (state and data folders, no
+    # config yet) is joined, not refused.
+    starting = tmp_path / "starting"
+    (starting / ".diffphys").mkdir(parents=True)
+    (starting / "data" / "train").mkdir(parents=True)
+    config = dp.datasets.make_config("burgers", **SMALL)
+    dp.datasets.generate(config, starting, num_shards=6, shard_index=0)
+    assert len(_shard_files(starting)) == 1
     result = _cli("generate", "burgers", "--out", str(other), *args, "--overwrite")
     assert result.returncode == 0, result.stderr
     with h5py.File(other / "data/test/burgers_00000.hdf5") as f:

@@ -54,6 +54,18 @@ def test_public_names():
         "UnrolledAdjoint",
     ]:
         assert hasattr(dp.implicit, name), name
+    for name in [
+        "make_config",
+        "generate",
+        "join",
+        "describe",
+        "export_pdebench",
+        "open",
+        "register_scenario",
+        "get_scenario",
+        "list_scenarios",
+    ]:
+        assert hasattr(dp.datasets, name), name
 
 
 def test_library_never_touches_global_jax_config():
@@ -75,8 +87,15 @@ def test_cli_version_and_help():
     assert out.returncode == 0 and out.stdout.strip() == f"diffphys {dp.__version__}"
     out = _run("--help")
     assert out.returncode == 0 and "demo" in out.stdout
-    out = _run("demo", "--help")
-    assert out.returncode == 0 and "--out" in out.stdout
+    for command, option in [
+        ("demo", "--out"),
+        ("generate", "--num-shards"),
+        ("join", "--no-verify"),
+        ("info", "--verify"),
+        ("export", "--copy"),
+    ]:
+        out = _run(command, "--help")
+        assert out.returncode == 0 and option in out.stdout, command
 
 
 @pytest.mark.parametrize(

@@ -226,8 +226,8 @@ def main() -> None:
         app(standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
-        _fail("aborted")
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted; `diffphys generate` resumes when run again")
         sys.exit(130)
     except Exception as e:  # one line, never a traceback from deep inside JAX
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):

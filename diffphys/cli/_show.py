@@ -39,12 +39,13 @@ def show_info(summary: dict) -> None:
         stats = Table("field", *summary["stats"], title="stats (train split)")
         for field in summary["stats"]["mean"]:
             stats.add_row(
-                field, *(_fmt(summary["stats"][k].get(field)) for k in summary["stats"])
+                field,
+                *(_fmt(summary["stats"][k].get(field), 4) for k in summary["stats"]),
             )
         console.print(stats)
 
 
-def _fmt(value) -> str:
+def _fmt(value, digits: int = 6) -> str:
     if isinstance(value, list):
-        return ", ".join(f"{v:.6g}" for v in value)
-    return "-" if value is None else f"{value:.6g}"
+        return ", ".join(f"{v:.{digits}g}" for v in value)
+    return "-" if value is None else f"{value:.{digits}g}"

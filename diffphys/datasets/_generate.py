@@ -117,11 +117,14 @@ def prepare_folder(out: Path, config: GenerationConfig, *, overwrite: bool) -> b
             elif path.exists():
                 path.unlink()
         old = None
-    if old is None and out.exists() and any(out.iterdir()):
-        raise ValueError(
-            f"{out} is not empty and holds no diffphys dataset; refusing to write "
-            "into it (nothing was changed). Choose a new or empty --out."
-        )
+    # Only the state and data folders (another shard task setting up the same
+    # dataset a moment earlier) may be there already; anything else is not ours.
+    if old is None and out.exists():
+        if any(p.name not in (STATE, "data") for p in out.iterdir()):
+            raise ValueError(
+                f"{out} is not empty and holds no diffphys dataset; refusing to write "
+                "into it (nothing was changed). Choose a new or empty --out."
+            )
     for sub in ("shards", "tmp"):
         (out / STATE / sub).mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
@@ -134,6 +137,12 @@ def prepare_folder(out: Path, config: GenerationConfig, *, overwrite: bool) -> b
             indent=1,
         )
         _atomic_write(out / STATE / "config.json", text)
+        written = read_config(out)
+        if written is None or written.hash != config.hash:
+            raise ValueError(
+                f"Another process is writing a different dataset into {out}; give "
+                "each config its own --out."
+            )
     return old is not None
 
 
@@ -144,7 +153,10 @@ def prepare_folder(out: Path, config: GenerationConfig, *, overwrite: bool) -> b
 def _precision(config: GenerationConfig):
     """Trace and run in exactly the configured precision, whatever the caller's
     global x64 flag, so that the arrays depend on the config alone."""
-    return jax.enable_x64(config.precision == "float64")
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:  # jax < 0.7 kept it in jax.experimental
+        from jax.experimental import enable_x64
+    return enable_x64(config.precision == "float64")
 
 
 @functools.cache

@@ -90,15 +90,6 @@ def create_shard_file(path, config, shard, *, dtype) -> h5py.File:
     return f
 
 
-def field_datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
-    """`{name: dataset}` of every t0/t1/t2 field, in group order."""
-    return {
-        name: f[group][name]
-        for group in _FIELD_GROUPS
-        for name in str_list(f[group].attrs["field_names"])
-    }
-
-
 def str_list(value) -> list[str]:
     return [
         v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(value)
