@@ -454,3 +454,22 @@ def test_bad_files_and_folders_give_one_line_reasons(reference, tmp_path):
         _cli("export", str(reference), "--out", str(tmp_path / "x.h5")),
         "names ending in .hdf5",
     )
+
+
+def test_a_blow_up_names_the_trajectory_and_leaves_no_visible_file(tmp_path):
+    import dataclasses
+
+    scenario = dataclasses.replace(
+        dp.datasets.get_scenario("burgers"),
+        name="test-explodes",
+        make_stepper=lambda L, N, dt, *, nu: lambda u: u * 1e30,
+    )
+    dp.datasets.register_scenario(scenario, replace=True)
+    config = dp.datasets.make_config(
+        "test-explodes", num_samples=4, num_points=32, num_steps=3
+    )
+    with pytest.raises(ValueError, match="Trajectory 0 blew up.*lower --dt"):
+        dp.datasets.generate(config, tmp_path / "ds")
+    assert _shard_files(tmp_path / "ds") == []
+    with pytest.raises(ValueError, match="already registered"):
+        dp.datasets.register_scenario(scenario)

@@ -175,7 +175,10 @@ def _batch_function(config: GenerationConfig) -> Callable:
         }
         stepper = sc.make_stepper(L, N, dt, **params)
         u0 = jnp.asarray(sc.initial_condition(N, key=k_ic), dtype)
-        traj = rollout(stepper, u0, config.num_steps, save_every=config.save_every)
+        traj = rollout(
+            stepper, u0, config.num_steps, save_every=config.save_every, throw=False
+        )
+        params["_finite"] = jnp.all(jnp.isfinite(traj))
         fields, moments = {}, {}
         for field in sc.fields:
             data = traj[:, jnp.asarray(field.channels)]
@@ -234,8 +237,19 @@ def compute_batches(config: GenerationConfig, start: int, stop: int) -> Iterable
         current = pending
         pending = dispatch(offsets[i + 1]) if i + 1 < len(offsets) else None
         count = min(size, stop - first)
-        host = jax.tree.map(lambda v, n=count: v[:n], jax.device_get(current))
-        yield first - start, *host
+        fields, params, moments = jax.tree.map(
+            lambda v, n=count: v[:n], jax.device_get(current)
+        )
+        finite = params.pop("_finite")
+        if not finite.all():
+            bad = int(np.argmin(finite))
+            drawn = {k: float(v[bad]) for k, v in params.items()}
+            raise ValueError(
+                f"Trajectory {first + bad} blew up (NaN or inf) with parameters "
+                f"{drawn} at dt = {config.dt:.4g}; lower --dt (raise --save-every) "
+                "or narrow the --param ranges. Complete shards are kept."
+            )
+        yield first - start, fields, params, moments
 
 
 def write_shard(
