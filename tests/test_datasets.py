@@ -473,3 +473,34 @@ def test_a_blow_up_names_the_trajectory_and_leaves_no_visible_file(tmp_path):
     assert _shard_files(tmp_path / "ds") == []
     with pytest.raises(ValueError, match="already registered"):
         dp.datasets.register_scenario(scenario)
+
+
+def test_the_wells_own_loader_reads_our_files(reference):
+    """The Well's torch `WellDataset` (not installed by CI: it needs torch) windows
+    our files, applies z-score normalisation from our stats.yaml, and returns the
+    same values as h5py."""
+    pytest.importorskip("the_well")
+    from the_well.data import WellDataset
+    from the_well.data.normalization import ZScoreNormalization
+
+    data = WellDataset(
+        path=str(reference),
+        well_split_name="train",
+        n_steps_input=2,
+        n_steps_output=1,
+        use_normalization=True,
+        normalization_type=ZScoreNormalization,
+    )
+    assert len(data) == 10 * 7
+    raw = WellDataset(
+        path=str(reference), well_split_name="train", n_steps_input=2, n_steps_output=1
+    )
+    item = raw[7 * 4 + 5]  # trajectory 4 = shard 1, row 1; window start 5
+    u, nu = _arrays(reference)["data/train/burgers_00001.hdf5"]
+    np.testing.assert_array_equal(item["input_fields"].numpy()[..., 0], u[1, 5:7])
+    assert item["constant_scalars"].numpy()[0] == nu[1]
+    assert item["boundary_conditions"].numpy().tolist() == [[2.0, 2.0]]  # periodic
+    stats = yaml.safe_load((reference / "stats.yaml").read_text())
+    normalised = data[7 * 4 + 5]["input_fields"].numpy()[..., 0]
+    expected = (u[1, 5:7] - stats["mean"]["u"]) / stats["std"]["u"]
+    np.testing.assert_allclose(normalised, expected, rtol=1e-5, atol=1e-5)
