@@ -1,14 +1,16 @@
 """Dataset generation, files, engines, export and loading."""
 
+import contextlib
+import io
 import json
 import multiprocessing
-import os
 import pickle
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import h5py
 import jax
@@ -20,6 +22,7 @@ import yaml
 from well_schema import problems
 
 import diffphys as dp
+from diffphys.cli import main
 
 
 CLI = [sys.executable, "-m", "diffphys"]
@@ -33,10 +36,20 @@ SMALL_ARGS = [
 
 
 def _cli(*args):
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env=env, timeout=300
-    )
+    """Run `diffphys ARGS` in this process (the console script's `main`, so errors
+    go through the same one-line path; test_package runs the real executable)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    with (
+        mock.patch.object(sys, "argv", ["diffphys", *map(str, args)]),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 def _shard_files(folder):
@@ -223,7 +236,10 @@ def test_sigkill_mid_shard_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert 0 < len(done) < 7 and not (out / "manifest.json").exists()
     for rel in done:  # every visible file is complete and valid
         assert problems(out / rel) == []
-    rerun = _cli("generate", "burgers", "--out", str(out), *args)
+    rerun = subprocess.run(
+        [*CLI, "generate", "burgers", "--out", str(out), "-q", *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert not any(tmp.iterdir())
     config = dp.datasets.make_config(

@@ -15,12 +15,13 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def _version(value: bool) -> bool:
     if value:
         from .. import __version__
 
         typer.echo(f"diffphys {__version__}")
         raise typer.Exit()
+    return value  # typer passes a callback's return value on as the option's
 
 
 @app.callback()
