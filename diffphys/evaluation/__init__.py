@@ -1,4 +1,38 @@
-"""Rollout engine, trajectory metrics, plots and reports.
+"""Rollout evaluation: per-step metrics, a rollout engine for any model on any
+dataset split, plots and reports.
 
-Nothing lives here yet; the evaluation issue fills it.
+- Metrics on trajectories `(T, C, *N)` → `(T,)`: `rmse`, `nrmse` (exponax/APEBench),
+  `vrmse` (The Well), `correlation` (Pearson) and `high_correlation_steps`,
+  `conservation_error`, `spectral_errors` (PDEBench bands), `max_principle_violation`,
+  `blowup_step`, `energy_spectrum`; aggregation with `summarise` and `geometric_mean`.
+- `evaluate(model, DIR, split=, steps=)` → `Evaluation`; models are steppers
+  `u -> u_next`, `SolverBaseline`s or spec strings (`solver:burgers:num_points=128`).
+- `write_report([...], OUT)`: `metrics.json`, PNGs and `report.md`
+  (`diffphys evaluate` on the command line).
 """
+
+from ._engine import (
+    AbstractModel as AbstractModel,
+    evaluate as evaluate,
+    Evaluation as Evaluation,
+    parse_model as parse_model,
+    resample as resample,
+    SolverBaseline as SolverBaseline,
+    Stepper as Stepper,
+)
+from ._metrics import (
+    blowup_step as blowup_step,
+    conservation_error as conservation_error,
+    correlation as correlation,
+    energy_spectrum as energy_spectrum,
+    geometric_mean as geometric_mean,
+    high_correlation_steps as high_correlation_steps,
+    max_principle_violation as max_principle_violation,
+    nrmse as nrmse,
+    PDEBENCH_BANDS as PDEBENCH_BANDS,
+    rmse as rmse,
+    spectral_errors as spectral_errors,
+    summarise as summarise,
+    vrmse as vrmse,
+)
+from ._report import write_report as write_report
