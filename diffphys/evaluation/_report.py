@@ -269,7 +269,8 @@ def _markdown(first, evaluations, summaries, heatmaps, command) -> str:
         s = summaries[e.name]
         lines.append(
             f"| `{e.name}` | {s['nrmse_geometric_mean']:.3g} | "
-            f"{s['nrmse_final_median']:.3g} | {s['vrmse_final_median']:.3g} | {s['correlation_final_median']:.4f} | "
+            f"{s['nrmse_final_median']:.3g} | {s['vrmse_final_median']:.3g} | "
+            f"{s['correlation_final_median']:.4f} | "
             f"{s['high_correlation_time_median']:.3g} | {s['mass_drift_max']:.2g} | "
             f"{s['max_principle_violation_max']:.2g} | {s['blowups']} | "
             f"{s['trajectory_steps_per_s']:.3g} |"
