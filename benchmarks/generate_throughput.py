@@ -46,7 +46,7 @@ def main():
     plans = [_generate.batch_plan(config, s.start, s.stop) for s in shards]
 
     def bare():
-        with _generate._precision(config):
+        with config.numerics():
             for size, offsets in plans:
                 for first in offsets:
                     jax.block_until_ready(fn(jnp.arange(first, first + size)))

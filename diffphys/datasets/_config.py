@@ -78,6 +78,17 @@ class GenerationConfig:
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def numerics(self):
+        """A context in which JAX computes in exactly this config's precision
+        (`jax.enable_x64` on for float64, off for float32), whatever the caller's
+        global flag, so that results depend on the config alone."""
+        import jax
+
+        enable_x64 = getattr(jax, "enable_x64", None)
+        if enable_x64 is None:  # jax < 0.7 kept it in jax.experimental
+            from jax.experimental import enable_x64
+        return enable_x64(self.precision == "float64")
+
     @property
     def scenario_obj(self) -> Scenario:
         return get_scenario(self.scenario)

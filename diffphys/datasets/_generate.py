@@ -150,15 +150,6 @@ def prepare_folder(out: Path, config: GenerationConfig, *, overwrite: bool) -> b
 # Computing trajectories
 
 
-def _precision(config: GenerationConfig):
-    """Trace and run in exactly the configured precision, whatever the caller's
-    global x64 flag, so that the arrays depend on the config alone."""
-    enable_x64 = getattr(jax, "enable_x64", None)
-    if enable_x64 is None:  # jax < 0.7 kept it in jax.experimental
-        from jax.experimental import enable_x64
-    return enable_x64(config.precision == "float64")
-
-
 @functools.cache
 def _batch_function(config: GenerationConfig) -> Callable:
     sc = config.scenario_obj
@@ -267,7 +258,7 @@ def write_shard(
     space = config.num_points**sc.num_spatial_dims
     stats = {f.name: _stats.RunningStats(config.num_frames, space) for f in sc.fields}
     dtype = np.dtype(config.precision)
-    with _precision(config), create_shard_file(tmp, config, shard, dtype=dtype) as f:
+    with config.numerics(), create_shard_file(tmp, config, shard, dtype=dtype) as f:
         fields = {
             fld.name: f[f"t{fld.tensor_order}_fields/{fld.name}"] for fld in sc.fields
         }

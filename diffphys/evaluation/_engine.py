@@ -199,7 +199,9 @@ class Evaluation:
         """Scalar figures: geometric-mean nRMSE over the first `first` steps (of the
         per-step median), median nRMSE at the last step, median high-correlation
         time, largest mass drift and max-principle violation, blow-ups."""
-        median = {k: np.nanmedian(v, axis=0) for k, v in self.metrics.items()}
+        median = {
+            k: _metrics.summarise(v)["quantiles"][1] for k, v in self.metrics.items()
+        }
         steps = np.asarray(
             jax.vmap(lambda c: _metrics.high_correlation_steps(c, self.threshold))(
                 jnp.asarray(self.metrics["correlation"])
@@ -273,76 +275,83 @@ def evaluate(
         )
     if spectrum_steps is None:
         spectrum_steps = sorted({steps // 4 or 1, steps // 2 or 1, steps})
-    names = [n for n, _ in config.params]
-    rollout_fn = model.build(config, steps)
+    with config.numerics():  # the dataset's precision, whatever the global flag
+        names = [n for n, _ in config.params]
+        rollout_fn = model.build(config, steps)
 
-    def one(u0, truth, scalars):
-        params = {k: scalars[i] for i, k in enumerate(names)}
-        pred = rollout_fn(u0, params).astype(truth.dtype)
-        p, t = pred[1:], truth[1:]
-        out = {
-            "rmse": _metrics.rmse(p, t),
-            "nrmse": _metrics.nrmse(p, t),
-            "vrmse": _metrics.vrmse(p, t),
-            "correlation": _metrics.correlation(p, t),
-            "mass_drift": _metrics.conservation_error(
-                pred, domain_extent=config.domain_extent
-            )[1:],
-            "max_principle_violation": _metrics.max_principle_violation(pred, truth)[
-                1:
-            ],
-        }
-        spectra = jax.vmap(_metrics.energy_spectrum)(pred[jnp.asarray(spectrum_steps)])
-        truth_spectra = jax.vmap(_metrics.energy_spectrum)(
-            truth[jnp.asarray(spectrum_steps)]
-        )
-        return (
-            out,
-            _metrics.spectral_errors(p, t),
-            _metrics.blowup_step(pred),
-            pred,
-            spectra,
-            truth_spectra,
-        )
+        def one(u0, truth, scalars):
+            params = {k: scalars[i] for i, k in enumerate(names)}
+            pred = rollout_fn(u0, params).astype(truth.dtype)
+            p, t = pred[1:], truth[1:]
+            out = {
+                "rmse": _metrics.rmse(p, t),
+                "nrmse": _metrics.nrmse(p, t),
+                "vrmse": _metrics.vrmse(p, t),
+                "correlation": _metrics.correlation(p, t),
+                "mass_drift": _metrics.conservation_error(
+                    pred, domain_extent=config.domain_extent
+                )[1:],
+                "max_principle_violation": _metrics.max_principle_violation(
+                    pred, truth
+                )[1:],
+            }
+            spectra = jax.vmap(_metrics.energy_spectrum)(
+                pred[jnp.asarray(spectrum_steps)]
+            )
+            truth_spectra = jax.vmap(_metrics.energy_spectrum)(
+                truth[jnp.asarray(spectrum_steps)]
+            )
+            return (
+                out,
+                _metrics.spectral_errors(p, t),
+                _metrics.blowup_step(pred),
+                pred,
+                spectra,
+                truth_spectra,
+            )
 
-    batched = jax.jit(jax.vmap(one))
-    size = min(_memory_batch(config, steps), dataset.num_trajectories)
-    metrics, spectral, blowup = [], [], []
-    examples = {"truth": [], "prediction": []}
-    spectra = {"truth": 0.0, "prediction": 0.0}
-    seconds = 0.0
-    for first in range(0, dataset.num_trajectories, size):
-        items = [
-            dataset[i]
-            for i in range(first, min(first + size, dataset.num_trajectories))
-        ]
-        count = len(items)
-        truth = np.stack(
-            [
-                np.concatenate([it["input_fields"], it["output_fields"]])[: steps + 1]
-                for it in items
+        batched = jax.jit(jax.vmap(one))
+        size = min(_memory_batch(config, steps), dataset.num_trajectories)
+        metrics, spectral, blowup = [], [], []
+        examples = {"truth": [], "prediction": []}
+        spectra = {"truth": 0.0, "prediction": 0.0}
+        seconds = 0.0
+        for first in range(0, dataset.num_trajectories, size):
+            items = [
+                dataset[i]
+                for i in range(first, min(first + size, dataset.num_trajectories))
             ]
-        )
-        scalars = np.stack([it["constant_scalars"] for it in items])
-        pad = size - count
-        if pad:
-            truth = np.concatenate([truth, np.repeat(truth[-1:], pad, 0)])
-            scalars = np.concatenate([scalars, np.repeat(scalars[-1:], pad, 0)])
-        if first == 0:
-            jax.block_until_ready(batched(truth[:, 0], truth, scalars))  # compile
-        start = time.perf_counter()
-        out = jax.block_until_ready(batched(truth[:, 0], truth, scalars))
-        seconds += time.perf_counter() - start
-        m, s, b, pred, ps, ts = jax.tree.map(lambda v, n=count: np.asarray(v)[:n], out)
-        metrics.append(m)
-        spectral.append(s)
-        blowup.append(b)
-        spectra["prediction"] = spectra["prediction"] + np.nansum(ps, axis=0)
-        spectra["truth"] = spectra["truth"] + ts.sum(axis=0)
-        room = num_examples - sum(len(e) for e in examples["truth"])
-        if room > 0:
-            examples["truth"].append(truth[:room])
-            examples["prediction"].append(pred[:room])
+            count = len(items)
+            truth = np.stack(
+                [
+                    np.concatenate([it["input_fields"], it["output_fields"]])[
+                        : steps + 1
+                    ]
+                    for it in items
+                ]
+            )
+            scalars = np.stack([it["constant_scalars"] for it in items])
+            pad = size - count
+            if pad:
+                truth = np.concatenate([truth, np.repeat(truth[-1:], pad, 0)])
+                scalars = np.concatenate([scalars, np.repeat(scalars[-1:], pad, 0)])
+            if first == 0:
+                jax.block_until_ready(batched(truth[:, 0], truth, scalars))  # compile
+            start = time.perf_counter()
+            out = jax.block_until_ready(batched(truth[:, 0], truth, scalars))
+            seconds += time.perf_counter() - start
+            m, s, b, pred, ps, ts = jax.tree.map(
+                lambda v, n=count: np.asarray(v)[:n], out
+            )
+            metrics.append(m)
+            spectral.append(s)
+            blowup.append(b)
+            spectra["prediction"] = spectra["prediction"] + np.nansum(ps, axis=0)
+            spectra["truth"] = spectra["truth"] + ts.sum(axis=0)
+            room = num_examples - sum(len(e) for e in examples["truth"])
+            if room > 0:
+                examples["truth"].append(truth[:room])
+                examples["prediction"].append(pred[:room])
     total = dataset.num_trajectories
     return Evaluation(
         name=model.name,

@@ -97,7 +97,7 @@ def conservation_error(
         pred = pred[:, jnp.asarray(channels)]
     cell = (domain_extent / pred.shape[-1]) ** len(space)
     integral = jnp.sum(pred, axis=space) * cell
-    return jnp.max(jnp.abs(integral - integral[0]), axis=1)
+    return jnp.max(jnp.abs(integral - integral[:1]), axis=1)
 
 
 def max_principle_violation(pred: Trajectory, true: Trajectory) -> Array:
@@ -122,15 +122,16 @@ def _shell_index(shape) -> Array:
     return jnp.floor(jnp.sqrt(sum(k**2 for k in ks)) + 1e-9).astype(int)
 
 
-def _rfft_weights(shape) -> Array:
+def _rfft_weights(shape, ndim: int, dtype) -> Array:
     """Multiplicity of each rfftn mode in the full spectrum (2 for the halved axis'
-    interior modes, 1 for its zero and Nyquist modes), for Parseval sums."""
+    interior modes, 1 for its zero and Nyquist modes), for Parseval sums; shaped to
+    broadcast against an `ndim`-dimensional spectrum."""
     n = shape[-1]
     w = np.full(n // 2 + 1, 2.0)
     w[0] = 1.0
     if n % 2 == 0:
         w[-1] = 1.0
-    return jnp.asarray(w)
+    return jnp.asarray(w.reshape((1,) * (ndim - 1) + (-1,)), dtype)
 
 
 def spectral_errors(pred: Trajectory, true: Trajectory, bands=PDEBENCH_BANDS) -> Array:
@@ -146,9 +147,13 @@ def spectral_errors(pred: Trajectory, true: Trajectory, bands=PDEBENCH_BANDS) ->
     if len(set(shape)) != 1:
         raise ValueError(f"Spectral errors need equal points per axis, got {shape}.")
     spectrum = jnp.fft.rfftn(pred - true, axes=space)
-    power = jnp.square(jnp.abs(spectrum)) * _rfft_weights(shape)
-    power = jnp.mean(power, axis=1) / np.prod(shape) ** 2  # channel mean, Parseval
-    shell = _shell_index(shape)
+    power = jnp.square(jnp.abs(spectrum)) * _rfft_weights(
+        shape, spectrum.ndim, spectrum.real.dtype
+    )
+    power = (
+        jnp.mean(power, axis=1) / float(np.prod(shape)) ** 2
+    )  # channel mean, Parseval
+    shell = _shell_index(shape)[None]
     out = []
     for lo, hi in bands:
         mask = shell >= lo if hi is None else (shell >= lo) & (shell < hi)
@@ -163,8 +168,11 @@ def energy_spectrum(u: Array) -> Array:
     u = jnp.asarray(u)
     shape = u.shape[1:]
     axes = tuple(range(1, u.ndim))
-    power = jnp.square(jnp.abs(jnp.fft.rfftn(u, axes=axes))) * _rfft_weights(shape)
-    power = 0.5 * jnp.sum(power, axis=0) / np.prod(shape) ** 2
+    spectrum = jnp.fft.rfftn(u, axes=axes)
+    power = jnp.square(jnp.abs(spectrum)) * _rfft_weights(
+        shape, spectrum.ndim, spectrum.real.dtype
+    )
+    power = 0.5 * jnp.sum(power, axis=0) / float(np.prod(shape)) ** 2
     shell = _shell_index(shape).reshape(-1)
     return (
         jnp.zeros(shape[0] // 2 + 1)

@@ -138,18 +138,17 @@ def write_report(
     ]:
         fig, ax = plt.subplots(figsize=(6, 3.6))
         for e in evaluations:
-            stats = _metrics.summarise(e.metrics[metric])
-            (line,) = ax.plot(time, stats["quantiles"][1], label=e.name)
-            ax.fill_between(
-                time,
-                stats["quantiles"][0],
-                stats["quantiles"][2],
-                color=line.get_color(),
-                alpha=0.2,
-            )
+            q = _metrics.summarise(e.metrics[metric])["quantiles"]
+            if log:  # a perfect model's zeros have no place on a log axis
+                q = np.where(q > 0, q, np.nan)
+            (line,) = ax.plot(time, q[1], label=e.name)
+            ax.fill_between(time, q[0], q[2], color=line.get_color(), alpha=0.2)
         if metric == "correlation":
             ax.axhline(first.threshold, color="k", ls="--", lw=0.8)
-        if log:
+        if (
+            log
+            and np.isfinite(np.concatenate([ln.get_ydata() for ln in ax.lines])).any()
+        ):
             ax.set_yscale("log")
         ax.set(
             xlabel="t",
