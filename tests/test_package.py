@@ -87,15 +87,20 @@ def test_cli_version_and_help():
     assert out.returncode == 0 and out.stdout.strip() == f"diffphys {dp.__version__}"
     out = _run("--help")
     assert out.returncode == 0 and "demo" in out.stdout
+    from typer.testing import CliRunner
+
+    from diffphys.cli import app
+
     for command, option in [
-        ("demo", "--out"),
+        ("demo", "--data-points"),
         ("generate", "--num-shards"),
         ("join", "--no-verify"),
         ("info", "--verify"),
         ("export", "--copy"),
+        ("evaluate", "--model"),
     ]:
-        out = _run(command, "--help")
-        assert out.returncode == 0 and option in out.stdout, command
+        result = CliRunner().invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and option in result.output, command
 
 
 @pytest.mark.parametrize(
@@ -120,11 +125,19 @@ def test_cli_demo_writes_its_files(tmp_path):
         "12",
         "--steps",
         "20",
+        "--data-points",
+        "64",
+        "--data-samples",
+        "8",
         "--out",
         str(tmp_path / "demo"),
         "--quiet",
     )
     assert out.returncode == 0, out.stderr
+    report = (tmp_path / "demo" / "evaluation" / "report.md").read_text()
+    for model in ["burgers:num_points=16", "burgers:num_points=32", "burgers-fv"]:
+        assert f"| `solver:{model}" in report
+    assert (tmp_path / "demo" / "data" / "burgers" / "manifest.json").is_file()
     png = tmp_path / "demo" / "coefficient_recovery.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())

@@ -38,18 +38,27 @@ def _root(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the PNG and metrics.json.")] = (
-        Path("runs/demo")
+    out: Annotated[Path, typer.Option(help="Folder for the outputs.")] = Path(
+        "runs/demo"
     ),
     size: Annotated[int, typer.Option(help="Grid points per side (2D).", min=8)] = 32,
     steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the noise on the data.")] = 0,
+    data_points: Annotated[
+        int, typer.Option(help="Grid points of the evaluation stage's data.", min=32)
+    ] = 256,
+    data_samples: Annotated[
+        int, typer.Option(help="Trajectories of the evaluation stage's data.", min=4)
+    ] = 32,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
-    """Recover a diffusion coefficient by gradient descent through linear_solve."""
-    from ._demo import run_demo
+    """Two stages: recover a diffusion coefficient by gradient descent through
+    linear_solve; then generate a Burgers dataset and evaluate coarse classical
+    baselines on it (report under OUT/evaluation)."""
+    from ._demo import run_demo, run_evaluation_demo
 
     run_demo(out=out, size=size, steps=steps, seed=seed, quiet=quiet)
+    run_evaluation_demo(out, data_points, data_samples, quiet)
 
 
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
