@@ -27,11 +27,14 @@ lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Tests run in parallel processes (pytest-xdist), one per core, at most 4.
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses=4
+
 test: lint
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-all: lint
-	$(BIN)/python -m pytest -q -m ''
+	$(PYTEST) -m ''
 
 format: $(VENV)/.stamp-test
 	$(BIN)/ruff format .
