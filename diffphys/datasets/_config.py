@@ -3,6 +3,8 @@ import hashlib
 import json
 import math
 
+import equinox as eqx
+
 from ._scenarios import get_scenario, Scenario
 
 
@@ -13,15 +15,14 @@ PRECISIONS = ("float32", "float64")
 _SHARD_BYTES = 64 * 2**20
 
 
-@dataclasses.dataclass(frozen=True)
-class Shard:
+class Shard(eqx.Module):
     """One output file: trajectories `start..stop` (global indices) of `split`."""
 
-    split: str
-    index: int
-    start: int
-    stop: int
-    filename: str
+    split: str = eqx.field(static=True)
+    index: int = eqx.field(static=True)
+    start: int = eqx.field(static=True)
+    stop: int = eqx.field(static=True)
+    filename: str = eqx.field(static=True)
 
     @property
     def path(self) -> str:
@@ -33,8 +34,7 @@ class Shard:
         return self.stop - self.start
 
 
-@dataclasses.dataclass(frozen=True)
-class GenerationConfig:
+class GenerationConfig(eqx.Module):
     """Everything that determines a dataset's arrays. Two equal configs give
     bit-identical shards on the same platform; `hash` names it.
 
@@ -42,18 +42,18 @@ class GenerationConfig:
     defaults and checks every value.
     """
 
-    scenario: str
-    num_samples: int
-    num_points: int
-    num_steps: int
-    dt: float
-    save_every: int
-    seed: int
-    split: tuple[float, float, float]
-    shard_size: int
-    params: tuple[tuple[str, str], ...]
-    precision: str
-    domain_extent: float
+    scenario: str = eqx.field(static=True)
+    num_samples: int = eqx.field(static=True)
+    num_points: int = eqx.field(static=True)
+    num_steps: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    save_every: int = eqx.field(static=True)
+    seed: int = eqx.field(static=True)
+    split: tuple[float, float, float] = eqx.field(static=True)
+    shard_size: int = eqx.field(static=True)
+    params: tuple[tuple[str, str], ...] = eqx.field(static=True)
+    precision: str = eqx.field(static=True)
+    domain_extent: float = eqx.field(static=True)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -1,8 +1,8 @@
-import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 
@@ -11,8 +11,7 @@ from ._initial_conditions import RandomTruncatedFourier, SineSum
 from ._parameters import AbstractSampler, parse_sampler
 
 
-@dataclasses.dataclass(frozen=True)
-class Parameter:
+class Parameter(eqx.Module):
     """A physical parameter of a scenario, drawn per trajectory.
 
     - `default`: the sampler used when the user names none (a spec string such as
@@ -22,12 +21,12 @@ class Parameter:
     - `pdebench_name`: the attribute name PDEBench uses for it (e.g. `Nu`).
     """
 
-    default: str | AbstractSampler
-    low: float = -math.inf
-    high: float = math.inf
-    low_open: bool = False
-    description: str = ""
-    pdebench_name: str | None = None
+    default: str | AbstractSampler = eqx.field(static=True)
+    low: float = eqx.field(static=True, default=-math.inf)
+    high: float = eqx.field(static=True, default=math.inf)
+    low_open: bool = eqx.field(static=True, default=False)
+    description: str = eqx.field(static=True, default="")
+    pdebench_name: str | None = eqx.field(static=True, default=None)
 
     def check(self, name: str, sampler: AbstractSampler) -> None:
         lo, hi = sampler.bounds
@@ -40,18 +39,16 @@ class Parameter:
             )
 
 
-@dataclasses.dataclass(frozen=True)
-class SavedField:
+class SavedField(eqx.Module):
     """A field written to disk: `tensor_order` 0 (scalar, one channel) or 1 (vector,
     one channel per spatial dimension); `channels` are the state's channel indices."""
 
-    name: str
-    tensor_order: int
-    channels: tuple[int, ...]
+    name: str = eqx.field(static=True)
+    tensor_order: int = eqx.field(static=True)
+    channels: tuple[int, ...] = eqx.field(static=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class Scenario:
+class Scenario(eqx.Module):
     """A named PDE data-generation recipe.
 
     - `make_stepper(domain_extent, num_points, dt, **params)`: builds the stepper;
@@ -66,23 +63,24 @@ class Scenario:
         `num_samples`.
     """
 
-    name: str
-    description: str
-    num_spatial_dims: int
-    make_stepper: Callable
-    initial_condition: Callable
-    max_dt: Callable[..., float]
-    parameters: Mapping[str, Parameter]
-    fields: tuple[SavedField, ...]
-    boundary: str = "periodic"
-    domain_extent: float = 1.0
-    num_points: int = 256
-    num_steps: int = 100
-    frame_interval: float = 0.01
-    num_samples: int = 64
+    name: str = eqx.field(static=True)
+    description: str = eqx.field(static=True)
+    num_spatial_dims: int = eqx.field(static=True)
+    make_stepper: Callable = eqx.field(static=True)
+    initial_condition: Callable = eqx.field(static=True)
+    max_dt: Callable[..., float] = eqx.field(static=True)
+    parameters: Mapping[str, Parameter] = eqx.field(
+        static=True, converter=lambda p: MappingProxyType(dict(p))
+    )
+    fields: tuple[SavedField, ...] = eqx.field(static=True)
+    boundary: str = eqx.field(static=True, default="periodic")
+    domain_extent: float = eqx.field(static=True, default=1.0)
+    num_points: int = eqx.field(static=True, default=256)
+    num_steps: int = eqx.field(static=True, default=100)
+    frame_interval: float = eqx.field(static=True, default=0.01)
+    num_samples: int = eqx.field(static=True, default=64)
 
-    def __post_init__(self):
-        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+    def __check_init__(self):
         channels = sorted(c for f in self.fields for c in f.channels)
         if channels != list(range(len(channels))):
             raise ValueError(

@@ -4,6 +4,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,12 +37,12 @@ def resample(u: jax.Array, num_points: int) -> jax.Array:
     return (jnp.fft.irfftn(out, s=(num_points,) * d, axes=axes) * scale).astype(u.dtype)
 
 
-class AbstractModel(abc.ABC):
-    """Something to roll out: `build(config)` returns `fn(u0, params) -> (T + 1, C,
-    *N)` for a dataset's `GenerationConfig` (grid, frame interval, parameters);
+class AbstractModel(eqx.Module):
+    """Something to roll out: `build(config, steps)` returns `fn(u0, params) -> (T + 1,
+    C, *N)` for a dataset's `GenerationConfig` (grid, frame interval, parameters);
     `params` maps each dataset parameter to the trajectory's scalar value."""
 
-    name: str
+    name: eqx.AbstractVar[str]
 
     @abc.abstractmethod
     def build(self, config: GenerationConfig, steps: int) -> Callable:
@@ -52,10 +53,12 @@ class Stepper(AbstractModel):
     """Any callable `u -> u_next` on an unbatched `(C, *N)` state (a solver, a neural
     operator, a hybrid), applied once per saved frame of the dataset."""
 
-    def __init__(self, stepper: Callable, name: str = "model"):
-        if not callable(stepper):
+    stepper: Callable
+    name: str = eqx.field(static=True, default="model")
+
+    def __check_init__(self):
+        if not callable(self.stepper):
             raise ValueError("A model must be callable: u (C, *N) -> u_next.")
-        self.stepper, self.name = stepper, name
 
     def build(self, config, steps):
         def fn(u0, params):
@@ -71,7 +74,6 @@ class Stepper(AbstractModel):
         return fn
 
 
-@dataclasses.dataclass
 class SolverBaseline(AbstractModel):
     """A registered scenario's own stepper as a classical baseline, optionally on a
     coarser grid (`num_points`; states are Fourier-resampled in and out) or with
@@ -79,19 +81,28 @@ class SolverBaseline(AbstractModel):
     trajectory's parameters (e.g. ν) come from the dataset. Default `save_every`: the
     fewest steps per frame within the scheme's stability limit at that grid."""
 
-    scenario: str
-    num_points: int | None = None
-    save_every: int | None = None
-    name: str = ""
+    scenario: str = eqx.field(static=True)
+    num_points: int | None = eqx.field(static=True)
+    save_every: int | None = eqx.field(static=True)
+    name: str = eqx.field(static=True)
 
-    def __post_init__(self):
-        get_scenario(self.scenario)  # unknown names raise, listing the known ones
-        if not self.name:
-            options = [f"num_points={self.num_points}"] * (self.num_points is not None)
-            options += [f"save_every={self.save_every}"] * (self.save_every is not None)
-            self.name = ":".join(
-                ["solver", self.scenario] + [",".join(options)] * bool(options)
-            )
+    def __init__(
+        self,
+        scenario: str,
+        num_points: int | None = None,
+        save_every: int | None = None,
+        name: str = "",
+    ):
+        get_scenario(scenario)  # unknown names raise, listing the known ones
+        options = [f"num_points={num_points}"] * (num_points is not None)
+        options += [f"save_every={save_every}"] * (save_every is not None)
+        default = ":".join(["solver", scenario] + [",".join(options)] * bool(options))
+        self.scenario, self.num_points, self.save_every = (
+            scenario,
+            num_points,
+            save_every,
+        )
+        self.name = name or default
 
     def build(self, config, steps):
         import math
@@ -172,24 +183,23 @@ def parse_model(spec) -> AbstractModel:
     return SolverBaseline(scenario, **kwargs, name=str(spec))
 
 
-@dataclasses.dataclass
-class Evaluation:
+class Evaluation(eqx.Module):
     """The rollouts of one model on one dataset split: per-sample per-step metrics
     `(B, T)` over the predicted steps 1..T (the initial frame, given to the model,
     is excluded), blow-up steps, a few example trajectories and mean spectra."""
 
-    name: str
-    dataset: Path
-    split: str
-    config: GenerationConfig
-    steps: int
     metrics: dict[str, np.ndarray]
     spectral: np.ndarray  # (B, T, bands)
     blowup: np.ndarray  # (B,), -1 when finite
     examples: dict[str, np.ndarray]  # "truth", "prediction": (k, T + 1, C, *N)
     spectra: dict[str, np.ndarray]  # "steps", "truth", "prediction": (S, K)
-    seconds: float
-    threshold: float
+    name: str = eqx.field(static=True)
+    dataset: Path = eqx.field(static=True)
+    split: str = eqx.field(static=True)
+    config: GenerationConfig = eqx.field(static=True)
+    steps: int = eqx.field(static=True)
+    seconds: float = eqx.field(static=True)
+    threshold: float = eqx.field(static=True)
 
     @property
     def time(self) -> np.ndarray:
@@ -261,7 +271,7 @@ def evaluate(
     """
     model = parse_model(model)
     if name:
-        model.name = name
+        model = dataclasses.replace(model, name=name)
     dataset = open_split(data, split, n_input=1, n_output=None)
     config = dataset.config
     if dataset.num_trajectories == 0:
