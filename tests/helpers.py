@@ -33,3 +33,36 @@ def random_like(key, tree):
 
 def relative_error(a, b):
     return float(jnp.abs(a - b) / jnp.maximum(jnp.abs(b), 1e-300))
+
+
+def run_cli(*args):
+    """Run `diffphys ARGS` in this process through the console script's `main` (so
+    errors take the same one-line path); returns a `CompletedProcess`."""
+    import contextlib
+    import io
+    import subprocess
+    import sys
+    from unittest import mock
+
+    from diffphys.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    with (
+        mock.patch.object(sys, "argv", ["diffphys", *map(str, args)]),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
+
+
+def assert_one_line_error(result, message):
+    """A non-zero exit with exactly one stderr line, `diffphys: ...message...`."""
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("diffphys:"), result.stderr
+    assert message in lines[0], lines[0]

@@ -1,7 +1,5 @@
 """Dataset generation, files, engines, export and loading."""
 
-import contextlib
-import io
 import json
 import multiprocessing
 import pickle
@@ -10,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from unittest import mock
 
 import h5py
 import jax
@@ -19,10 +16,10 @@ import jax.random as jr
 import numpy as np
 import pytest
 import yaml
+from helpers import assert_one_line_error, run_cli
 from well_schema import problems
 
 import diffphys as dp
-from diffphys.cli import main
 
 
 CLI = [sys.executable, "-m", "diffphys"]
@@ -33,23 +30,6 @@ SMALL_ARGS = [
     "--num-samples", "12", "--num-points", "64", "--num-steps", "8",
     "--shard-size", "3", "--param", "nu=0.01,0.02",
 ]  # fmt: skip
-
-
-def _cli(*args):
-    """Run `diffphys ARGS` in this process (the console script's `main`, so errors
-    go through the same one-line path; test_package runs the real executable)."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = 0
-    with (
-        mock.patch.object(sys, "argv", ["diffphys", *map(str, args)]),
-        contextlib.redirect_stdout(stdout),
-        contextlib.redirect_stderr(stderr),
-    ):
-        try:
-            main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 def _shard_files(folder):
@@ -259,11 +239,11 @@ def test_shard_tasks_then_join_equal_a_one_shot_run(reference, tmp_path):
         dp.datasets.open(out)
     with pytest.raises(ValueError, match="2 missing"):
         dp.datasets.join(out)
-    result = _cli("generate", "burgers", "--out", str(out), *SMALL_ARGS,
+    result = run_cli("generate", "burgers", "--out", str(out), *SMALL_ARGS,
                   "--num-shards", "3", "--shard-index", "1")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert not (out / "manifest.json").exists()
-    result = _cli("join", str(out))
+    result = run_cli("join", str(out))
     assert result.returncode == 0, result.stderr
     _same_dataset(reference, out)
 
@@ -287,7 +267,7 @@ def test_pdebench_export_round_trip(reference, tmp_path, copy):
     shutil.copytree(reference, folder)
     target = tmp_path / "exported" / "burgers_Nu.hdf5"
     args = ["export", str(folder), "--out", str(target)] + ["--copy"] * copy
-    result = _cli(*args)
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     # Move the folder and the file together: the virtual dataset's relative paths
     # still resolve.
@@ -368,20 +348,13 @@ def test_loader_works_in_spawned_worker_processes(reference):
 
 
 def test_cli_generate_info_and_export(reference, tmp_path):
-    result = _cli("info", str(reference), "--json")
+    result = run_cli("info", str(reference), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["splits"]["train"] == {"files": 4, "trajectories": 10}
     assert summary["fields"]["u"]["shape"] == ["n", 9, 64]
-    result = _cli("info", str(reference / "data/valid/burgers_00000.hdf5"))
+    result = run_cli("info", str(reference / "data/valid/burgers_00000.hdf5"))
     assert result.returncode == 0 and "valid The Well-format file" in result.stdout
-
-
-def _one_line_error(result, message):
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("diffphys:"), result.stderr
-    assert message in lines[0], lines[0]
 
 
 def test_generate_bad_input_is_one_line_and_writes_nothing(tmp_path):
@@ -395,7 +368,7 @@ def test_generate_bad_input_is_one_line_and_writes_nothing(tmp_path):
         (["burgers", "--engine", "mpi"], "Unknown --engine"),
         (["burgers", "--num-samples", "0"], "--num-samples"),
     ]:
-        _one_line_error(_cli("generate", *args, "--out", str(out)), message)
+        assert_one_line_error(run_cli("generate", *args, "--out", str(out)), message)
         assert not out.exists()
 
 
@@ -404,8 +377,8 @@ def test_folders_of_other_data_are_refused(reference, tmp_path):
     shutil.copytree(reference, other)
     before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
     args = SMALL_ARGS[:-1] + ["nu=0.03"]
-    _one_line_error(
-        _cli("generate", "burgers", "--out", str(other), *args),
+    assert_one_line_error(
+        run_cli("generate", "burgers", "--out", str(other), *args),
         "holds another dataset (config differs: params",
     )
     assert before == {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
@@ -413,8 +386,8 @@ def test_folders_of_other_data_are_refused(reference, tmp_path):
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     for extra in ([], ["--overwrite"]):
-        _one_line_error(
-            _cli("generate", "burgers", "--out", str(foreign), *args, *extra),
+        assert_one_line_error(
+            run_cli("generate", "burgers", "--out", str(foreign), *args, *extra),
             "holds no diffphys dataset",
         )
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
@@ -426,7 +399,7 @@ def test_folders_of_other_data_are_refused(reference, tmp_path):
     config = dp.datasets.make_config("burgers", **SMALL)
     dp.datasets.generate(config, starting, num_shards=6, shard_index=0)
     assert len(_shard_files(starting)) == 1
-    result = _cli("generate", "burgers", "--out", str(other), *args, "--overwrite")
+    result = run_cli("generate", "burgers", "--out", str(other), *args, "--overwrite")
     assert result.returncode == 0, result.stderr
     with h5py.File(other / "data/test/burgers_00000.hdf5") as f:
         assert f["scalars/nu"][()] == np.float32(0.03)
@@ -447,27 +420,27 @@ def test_bad_files_and_folders_give_one_line_reasons(reference, tmp_path):
         (foreign, "not a The Well-format file"),
         (tmp_path / "absent", "no such file or folder"),
     ]:
-        _one_line_error(_cli("info", str(path)), message)
+        assert_one_line_error(run_cli("info", str(path)), message)
     broken = tmp_path / "broken"
     shutil.copytree(reference, broken)
     (broken / "data/train/burgers_00002.hdf5").unlink()
-    _one_line_error(_cli("info", str(broken)), "burgers_00002.hdf5 is missing")
-    _one_line_error(
-        _cli("export", str(broken), "--out", str(tmp_path / "x.hdf5")), "missing"
+    assert_one_line_error(run_cli("info", str(broken)), "burgers_00002.hdf5 is missing")
+    assert_one_line_error(
+        run_cli("export", str(broken), "--out", str(tmp_path / "x.hdf5")), "missing"
     )
     assert not (tmp_path / "x.hdf5").exists()
-    _one_line_error(_cli("join", str(broken)), "1 missing")
+    assert_one_line_error(run_cli("join", str(broken)), "1 missing")
     corrupt = tmp_path / "corrupt"
     shutil.copytree(reference, corrupt)
     target = corrupt / "data/train/burgers_00003.hdf5"
     data = bytearray(target.read_bytes())
     data[-100] ^= 0xFF
     target.write_bytes(bytes(data))
-    _one_line_error(
-        _cli("info", str(corrupt), "--verify"), "does not match its checksum"
+    assert_one_line_error(
+        run_cli("info", str(corrupt), "--verify"), "does not match its checksum"
     )
-    _one_line_error(
-        _cli("export", str(reference), "--out", str(tmp_path / "x.h5")),
+    assert_one_line_error(
+        run_cli("export", str(reference), "--out", str(tmp_path / "x.h5")),
         "names ending in .hdf5",
     )
 

@@ -1,18 +1,13 @@
 """Rollout metrics, the evaluation engine, reports and `diffphys evaluate`."""
 
-import contextlib
-import io
 import json
-import subprocess
-import sys
-from unittest import mock
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, run_cli
 
 import diffphys as dp
-from diffphys.cli import main
 
 
 ev = dp.evaluation
@@ -31,21 +26,6 @@ def data(tmp_path_factory):
     )
     dp.datasets.generate(config, folder)
     return folder
-
-
-def _cli(*args):
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = 0
-    with (
-        mock.patch.object(sys, "argv", ["diffphys", *map(str, args)]),
-        contextlib.redirect_stdout(stdout),
-        contextlib.redirect_stderr(stderr),
-    ):
-        try:
-            main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 # --------------------------------------------------------------------------------
@@ -200,7 +180,7 @@ def test_coarse_baselines_are_worse_than_the_reference_but_close(data):
 
 def test_cli_evaluate_writes_the_report(data, tmp_path):
     out = tmp_path / "report"
-    result = _cli(
+    result = run_cli(
         "evaluate", "--model", "solver:burgers:num_points=32",
         "--model", "solver:burgers-fv", "--data", data, "--split", "test",
         "--steps", "10", "--out", out,
@@ -224,19 +204,12 @@ def test_cli_evaluate_writes_the_report(data, tmp_path):
     for name in pngs:
         assert (out / name).stat().st_size > 10_000
     # a second run needs --overwrite; with it the report is replaced
-    again = _cli("evaluate", "--model", "solver:burgers", "--data", data, "--out", out)
+    args = ["evaluate", "--model", "solver:burgers", "--data", data, "--out", out]
+    again = run_cli(*args)
     assert again.returncode != 0 and "--overwrite" in again.stderr
-    again = _cli("evaluate", "--model", "solver:burgers", "--data", data, "--out", out,
-                 "--overwrite")  # fmt: skip
+    again = run_cli(*args, "--overwrite")
     assert again.returncode == 0, again.stderr
     assert len(list(out.glob("heatmaps_*.png"))) == 1
-
-
-def _one_line_error(result, message):
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("diffphys:"), result.stderr
-    assert message in lines[0], lines[0]
 
 
 def test_evaluate_bad_input(data, tmp_path):
@@ -252,7 +225,7 @@ def test_evaluate_bad_input(data, tmp_path):
         (["--model", "solver:burgers", "--steps", "50"], "--steps must be in 1..12"),
         (["--model", "solver:burgers", "--data", tmp_path], "not a diffphys dataset"),
     ]:
-        _one_line_error(_cli(*base, *args), message)
+        assert_one_line_error(run_cli(*base, *args), message)
     assert not out.exists()
     with pytest.raises(
         ValueError, match=r"maps a state of shape \(1, 64\) to \(1, 32\)"
@@ -261,8 +234,10 @@ def test_evaluate_bad_input(data, tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    _one_line_error(
-        _cli("evaluate", "--model", "solver:burgers", "--data", data, "--out", foreign),
+    assert_one_line_error(
+        run_cli(
+            "evaluate", "--model", "solver:burgers", "--data", data, "--out", foreign
+        ),
         "holds no diffphys report",
     )
 

@@ -192,11 +192,14 @@ def batch_size(config: GenerationConfig) -> int:
     itemsize = 8 if config.precision == "float64" else 4
     per_trajectory = 2 * config.num_frames * sc.num_channels * itemsize
     per_trajectory *= config.num_points**sc.num_spatial_dims
-    budget = 512 * 2**20
+    return max(1, min(config.shard_size, memory_budget() // per_trajectory))
+
+
+def memory_budget() -> int:
+    """Bytes a batch may take: a quarter of the device memory where JAX reports it
+    (GPU), 512 MiB otherwise (CPU)."""
     stats = jax.devices()[0].memory_stats() or {}
-    if "bytes_limit" in stats:
-        budget = stats["bytes_limit"] // 4
-    return max(1, min(config.shard_size, budget // per_trajectory))
+    return stats["bytes_limit"] // 4 if "bytes_limit" in stats else 512 * 2**20
 
 
 def batch_plan(config: GenerationConfig, start: int, stop: int) -> tuple[int, list]:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..datasets import GenerationConfig, get_scenario, open as open_split
+from ..datasets._generate import memory_budget
 from ..solvers import rollout
 from . import _metrics
 
@@ -240,13 +241,11 @@ class Evaluation(eqx.Module):
 
 
 def _memory_batch(config, steps) -> int:
+    """Trajectories per evaluation chunk: truth, prediction and the metrics'
+    temporaries take about 8 float32 copies of each trajectory."""
     sc = config.scenario_obj
-    per = 4 * (steps + 1) * sc.num_channels * config.num_points**sc.num_spatial_dims * 8
-    budget = 512 * 2**20
-    stats = jax.devices()[0].memory_stats() or {}
-    if "bytes_limit" in stats:
-        budget = stats["bytes_limit"] // 4
-    return max(1, budget // per)
+    frames = (steps + 1) * sc.num_channels * config.num_points**sc.num_spatial_dims
+    return max(1, memory_budget() // (8 * 4 * frames))
 
 
 def evaluate(
