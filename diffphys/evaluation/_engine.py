@@ -344,8 +344,8 @@ def evaluate(
             if pad:
                 truth = np.concatenate([truth, np.repeat(truth[-1:], pad, 0)])
                 scalars = np.concatenate([scalars, np.repeat(scalars[-1:], pad, 0)])
-            if first == 0:
-                jax.block_until_ready(batched(truth[:, 0], truth, scalars))  # compile
+            if first == 0:  # compile and warm up: the timing is of steady rollouts
+                jax.block_until_ready(batched(truth[:, 0], truth, scalars))
             start = time.perf_counter()
             out = jax.block_until_ready(batched(truth[:, 0], truth, scalars))
             seconds += time.perf_counter() - start
