@@ -11,6 +11,8 @@ ScalarLike = float | Float[ArrayLike, ""]
 IntScalar = Int[Array, ""]
 BoolScalar = Bool[Array, ""]
 Field = Float[Array, "C *N"]
+# An operator output: same grid as its input `Field`, possibly other channels.
+OutField = Float[Array, "C_out *N"]
 Trajectory = Float[Array, "T C *N"]
 SpatialField = Float[Array, "*N"]
 
