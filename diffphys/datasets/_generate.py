@@ -421,7 +421,7 @@ def generate(
         if engine == "local":
             for shard in todo:
                 write_shard(config, shard, out, advance)
-        else:
+        elif todo:  # a finished folder needs no cluster
             _run_ray(config, todo, out, advance, address=ray_address, workers=workers)
     if num_shards == 1:
         join(out)
