@@ -13,17 +13,19 @@ import diffphys as dp
 ev = dp.evaluation
 
 
+DATA = dict(
+    num_samples=10,
+    num_points=64,
+    num_steps=12,
+    split="0.6,0.2,0.2",
+    params={"nu": "0.01,0.03"},
+)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval") / "ds"
-    config = dp.datasets.make_config(
-        "burgers",
-        num_samples=10,
-        num_points=64,
-        num_steps=12,
-        split="0.6,0.2,0.2",
-        params={"nu": "0.01,0.03"},
-    )
+    config = dp.datasets.make_config("burgers", **DATA)
     dp.datasets.generate(config, folder)
     return folder
 
@@ -187,10 +189,7 @@ def test_cli_evaluate_writes_the_report(data, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    config = dp.datasets.make_config(
-        "burgers", num_samples=10, num_points=64, num_steps=12, split="0.6,0.2,0.2",
-        params={"nu": "0.01,0.03"},
-    )  # fmt: skip
+    config = dp.datasets.make_config("burgers", **DATA)
     assert metrics["dataset"]["config_hash"] == config.hash
     assert metrics["command"].startswith("diffphys evaluate --model")
     model = metrics["models"]["solver:burgers-fv"]

@@ -124,6 +124,11 @@ class GenerationConfig(eqx.Module):
         return out
 
 
+def steps_per_frame(frame_interval: float, dt_max: float) -> int:
+    """The fewest solver steps between saved frames that keep `dt <= dt_max`."""
+    return max(1, math.ceil(frame_interval / dt_max * (1 - 1e-12)))
+
+
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
@@ -210,7 +215,7 @@ def make_config(
     dt_max = sc.max_dt(sc.domain_extent, num_points, **largest)
     if dt is None:
         if save_every is None:
-            save_every = max(1, math.ceil(sc.frame_interval / dt_max * (1 - 1e-12)))
+            save_every = steps_per_frame(sc.frame_interval, dt_max)
         dt = sc.frame_interval / _positive_int("save-every", save_every)
     else:
         if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..datasets import GenerationConfig, get_scenario, open as open_split
+from ..datasets._config import steps_per_frame
 from ..datasets._generate import memory_budget
 from ..solvers import rollout
 from . import _metrics
@@ -106,8 +107,6 @@ class SolverBaseline(AbstractModel):
         self.name = name or default
 
     def build(self, config, steps):
-        import math
-
         sc, data = get_scenario(self.scenario), config.scenario_obj
         if (sc.num_spatial_dims, sc.num_channels) != (
             data.num_spatial_dims,
@@ -130,13 +129,13 @@ class SolverBaseline(AbstractModel):
         largest = {k: data.sampler(k, spec).bounds[1] for k, spec in config.params}
         limit = sc.max_dt(config.domain_extent, n, **largest)
         interval = config.frame_interval
-        every = self.save_every or max(1, math.ceil(interval / limit * (1 - 1e-12)))
+        every = self.save_every or steps_per_frame(interval, limit)
         dt = interval / every
         if dt > limit * (1 + 1e-12):
             raise ValueError(
                 f"Model {self.name!r}: dt = {dt:.4g} ({every} steps per frame) breaks "
                 f"the stability limit {limit:.4g}; use save_every >= "
-                f"{math.ceil(interval / limit)}."
+                f"{steps_per_frame(interval, limit)}."
             )
 
         def fn(u0, params):
