@@ -231,12 +231,110 @@ def export(
 
 
 @app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder (diffphys generate).")],
+    out: Annotated[Path, typer.Option(help="Run folder (resumes when re-run).")],
+    model: Annotated[str, typer.Option(help="fno or dymixop.")] = "fno",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="one, sup-K (unrolled), div-K (diverted chain through the "
+            "reference solver) or correction[-K] (solver in the loop)."
+        ),
+    ] = "one",
+    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 1000,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch.", min=1)] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
+    width: Annotated[int, typer.Option(help="Hidden channels.", min=1)] = 32,
+    modes: Annotated[int, typer.Option(help="Fourier modes per axis.", min=1)] = 12,
+    layers: Annotated[int, typer.Option(help="Operator layers.", min=1)] = 4,
+    loss: Annotated[str, typer.Option(help="mse, relative_mse or nrmse.")] = "mse",
+    tbptt: Annotated[
+        int | None,
+        typer.Option(help="Stop gradients between states every this many steps."),
+    ] = None,
+    solver: Annotated[
+        str,
+        typer.Option(
+            help="Coarse solver of --mode correction: implicit, "
+            "implicit:substeps=K or solver:SCENARIO[:num_points=N]."
+        ),
+    ] = "implicit",
+    jaws: Annotated[
+        bool, typer.Option("--jaws", help="JAWS-style weighted Jacobian penalty.")
+    ] = False,
+    jaws_weight: Annotated[float, typer.Option(help="Weight of --jaws.")] = 1e-2,
+    spectral_penalty: Annotated[
+        float,
+        typer.Option(help="Weight of the global spectral-norm penalty (0: off)."),
+    ] = 0.0,
+    clip_norm: Annotated[
+        float, typer.Option(help="Global gradient-norm clip (0: off).")
+    ] = 1.0,
+    validate_every: Annotated[
+        int | None, typer.Option(help="Steps between validations. [steps / 10]")
+    ] = None,
+    valid_steps: Annotated[
+        int | None, typer.Option(help="Rollout frames of a validation. [<= 50]")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batches, probes.")] = 0,
+    until: Annotated[
+        int | None,
+        typer.Option(help="Stop after this step (checkpointed); re-run to go on."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace another run in --out.")
+    ] = False,
+    quiet: _Quiet = False,
+) -> None:
+    """Train a neural operator on a dataset; checkpoints, logs and the best model
+    by validation go to OUT (re-running the command resumes)."""
+    from .. import training
+
+    config = training.TrainConfig(
+        model=model,
+        mode=mode,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        width=width,
+        modes=modes,
+        num_layers=layers,
+        loss=loss,
+        tbptt=tbptt,
+        solver=solver,
+        jaws=jaws,
+        jaws_weight=jaws_weight,
+        spectral_penalty=spectral_penalty,
+        clip_norm=clip_norm or None,
+        validate_every=validate_every,
+        valid_steps=valid_steps,
+        seed=seed,
+    )
+    summary = training.train(
+        config,
+        data,
+        out,
+        overwrite=overwrite,
+        until=until,
+        progress=False if quiet else None,
+    )
+    state = "finished" if summary["finished"] else f"stopped at step {summary['step']}"
+    typer.echo(
+        f"{out}: {state}; best validation nRMSE {summary['best_valid_nrmse']:.4g} at "
+        f"step {summary['best_step']} ({summary['parameters']} parameters, "
+        f"{summary['seconds']:.1f} s)"
+    )
+
+
+@app.command()
 def evaluate(
     model: Annotated[
         list[str],
         typer.Option(
-            help="Model to roll out, repeatable: solver:SCENARIO or "
-            "solver:SCENARIO:num_points=N,save_every=K (a coarser classical baseline)."
+            help="Model to roll out, repeatable: a run folder of diffphys train, "
+            "solver:SCENARIO or solver:SCENARIO:num_points=N,save_every=K (a coarser "
+            "classical baseline)."
         ),
     ],
     data: Annotated[Path, typer.Option(help="Dataset folder (diffphys generate).")],
@@ -255,9 +353,13 @@ def evaluate(
     """Roll models out on a dataset split; write metrics.json, PNGs and report.md."""
     import shlex
 
-    from .. import evaluation
+    from .. import evaluation, training
 
-    specs = [evaluation.parse_model(m) for m in model]  # bad specs fail first
+    # Bad specs fail before any rollout.
+    specs = [
+        training.load_run(m, name=m) if Path(m).is_dir() else evaluation.parse_model(m)
+        for m in model
+    ]
     results = [
         evaluation.evaluate(m, data, split=split, steps=steps, threshold=threshold)
         for m in specs

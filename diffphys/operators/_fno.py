@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, Complex, PRNGKeyArray
+from jaxtyping import Array, Complex, Float, PRNGKeyArray
 
 from .._custom_types import Field, OutField
 
@@ -21,6 +21,30 @@ class AbstractOperator(eqx.Module):
         """One application."""
 
 
+def append_grid(u: Field) -> Array:
+    """`u (C, *N)` with periodic coordinates `sin(2πx/L)`, `cos(2πx/L)` of each axis
+    appended as extra channels (the grid features of FNO and DyMixOp). On a periodic
+    domain the raw coordinate `x/L` of Li et al. jumps at the wrap, which a
+    convolution or stencil sees as a shock; its sine and cosine do not."""
+    axes = [2 * jnp.pi * jnp.arange(n, dtype=u.dtype) / n for n in u.shape[1:]]
+    grid = jnp.stack(jnp.meshgrid(*axes, indexing="ij"))
+    return jnp.concatenate([u, jnp.sin(grid), jnp.cos(grid)])
+
+
+def check_state(u: Field, num_spatial_dims: int, name: str) -> None:
+    if u.ndim != num_spatial_dims + 1:
+        raise ValueError(
+            f"{name} over {num_spatial_dims} spatial dimensions takes (C, *N) with "
+            f"{num_spatial_dims} spatial axes, got shape {u.shape}."
+        )
+
+
+def count_parameters(model) -> int:
+    """Trainable real numbers in `model` (a complex array counts twice)."""
+    leaves = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+    return sum(x.size * (2 if jnp.iscomplexobj(x) else 1) for x in leaves)
+
+
 def _mode_indices(num_points: int, modes: int, num_spatial_dims: int):
     """Index arrays of the kept rfftn modes: `|k| < modes` on the full axes (positive
     then negative frequencies), `0 <= k < modes` on the last (halved) axis."""
@@ -33,9 +57,11 @@ class SpectralConv(eqx.Module):
     kept Fourier mode; all other modes are dropped (Li et al. 2021, eq. 4).
 
     Weights are stored per mode index, so the layer applies unchanged on any grid
-    with at least `2 * modes` points per axis (resolution transfer)."""
+    with at least `2 * modes` points per axis (resolution transfer). They are kept
+    as real and imaginary parts on a trailing axis of 2, so every optimiser treats
+    them as ordinary real parameters; `complex_weights` assembles them."""
 
-    weights: Complex[Array, "cout cin ..."]
+    weights: Float[Array, "cout cin ... 2"]
     num_spatial_dims: int = eqx.field(static=True)
     modes: int = eqx.field(static=True)
 
@@ -51,12 +77,12 @@ class SpectralConv(eqx.Module):
         shape = (out_channels, in_channels) + (2 * modes,) * (num_spatial_dims - 1)
         shape += (modes,)
         scale = 1.0 / (in_channels * out_channels)
-        kr, ki = jr.split(key)
-        self.weights = scale * jax.lax.complex(
-            jr.uniform(kr, shape), jr.uniform(ki, shape)
-        )
+        self.weights = scale * jr.uniform(key, shape + (2,))
         self.num_spatial_dims = num_spatial_dims
         self.modes = modes
+
+    def complex_weights(self) -> Complex[Array, "cout cin ..."]:
+        return jax.lax.complex(self.weights[..., 0], self.weights[..., 1])
 
     def __call__(self, v: Array) -> Array:
         """`v (C_in, *N)` → `(C_out, *N)`."""
@@ -70,7 +96,7 @@ class SpectralConv(eqx.Module):
         spectrum = jnp.fft.rfftn(v, axes=axes)
         index = (slice(None), *np.ix_(*_mode_indices(n, self.modes, v.ndim - 1)))
         kept = spectrum[index]
-        weights = self.weights.astype(spectrum.dtype)
+        weights = self.complex_weights().astype(spectrum.dtype)
         mixed = jnp.einsum("oi...,i...->o...", weights, kept)
         out = jnp.zeros((weights.shape[0],) + spectrum.shape[1:], spectrum.dtype)
         out = out.at[index].set(mixed)
@@ -80,7 +106,7 @@ class SpectralConv(eqx.Module):
 class FNO(AbstractOperator):
     """Fourier Neural Operator (Li et al., ICLR 2021), 1D–3D, channels first.
 
-    `u (C_in, *N)` [+ grid coordinates in `[0, 1)` when `grid_features`] → pointwise
+    `u (C_in, *N)` [+ periodic grid features when `grid_features`] → pointwise
     lift to `width` → `num_layers` × `σ(W v + b + SpectralConv(v))` (no activation
     after the last) → pointwise projection through `width` hidden units to
     `out_channels`. σ is GELU. Weights live on Fourier modes and pointwise maps, so
@@ -91,7 +117,8 @@ class FNO(AbstractOperator):
     - `num_spatial_dims`, `in_channels`, `out_channels`.
     - `modes`: kept Fourier modes per axis (`|k| < modes`); `width`: channels of the
         hidden layers; `num_layers`.
-    - `grid_features`: append the coordinates `x / L` as extra input channels.
+    - `grid_features`: append `sin(2πx/L)`, `cos(2πx/L)` per axis as input channels
+        (see `append_grid`).
     - `key`: keyword-only PRNG key.
 
     **Call:** `fno(u, *, key=None)`; `key` is unused (deterministic).
@@ -125,7 +152,7 @@ class FNO(AbstractOperator):
             raise ValueError("Channels, modes, width and num_layers must be >= 1.")
         d = num_spatial_dims
         keys = jr.split(key, 2 * num_layers + 3)
-        lifted = in_channels + d * grid_features
+        lifted = in_channels + 2 * d * grid_features
         self.lift = eqx.nn.Conv(d, lifted, width, 1, key=keys[0])
         self.spectral = tuple(
             SpectralConv(d, width, width, modes, key=k)
@@ -145,17 +172,8 @@ class FNO(AbstractOperator):
 
     def __call__(self, u: Field, *, key: PRNGKeyArray | None = None) -> OutField:
         del key
-        d = self.num_spatial_dims
-        if u.ndim != d + 1:
-            raise ValueError(
-                f"FNO over {d} spatial dimensions takes (C, *N) with {d} spatial axes, "
-                f"got shape {u.shape}."
-            )
-        if self.grid_features:
-            axes = [jnp.arange(n, dtype=u.dtype) / n for n in u.shape[1:]]
-            grid = jnp.stack(jnp.meshgrid(*axes, indexing="ij"))
-            u = jnp.concatenate([u, grid])
-        v = self.lift(u)
+        check_state(u, self.num_spatial_dims, "FNO")
+        v = self.lift(append_grid(u) if self.grid_features else u)
         for i, (spectral, pointwise) in enumerate(
             zip(self.spectral, self.pointwise, strict=True)
         ):

@@ -41,6 +41,9 @@ class BurgersImplicit(eqx.Module):
     - `dealiasing_fraction`: as `BurgersSpectral`.
     - `forcing`: optional right-hand side, a field or `f(t) -> field`, taken by the
         θ-rule `θ f(t + dt) + (1 - θ) f(t)`.
+    - `throw`: raise when Newton fails (default); with `False` a failed step returns
+        Newton's last iterate (for rollouts of learned hybrids that may leave the
+        solver's range, where the caller judges the trajectory).
     """
 
     num_spatial_dims: int = eqx.field(static=True)
@@ -50,6 +53,7 @@ class BurgersImplicit(eqx.Module):
     theta: float = eqx.field(static=True)
     rtol: float | None = eqx.field(static=True)
     atol: float | None = eqx.field(static=True)
+    throw: bool = eqx.field(static=True)
     viscosity: Array
     terms: SpectralBurgersTerms
     linear: Array
@@ -68,6 +72,7 @@ class BurgersImplicit(eqx.Module):
         atol: float | None = None,
         dealiasing_fraction: float = 2 / 3,
         forcing: Field | Callable[[Scalar], Field] | None = None,
+        throw: bool = True,
     ):
         check_grid(num_spatial_dims, domain_extent, num_points, dt)
         if not 0.5 <= theta <= 1:
@@ -79,6 +84,7 @@ class BurgersImplicit(eqx.Module):
         self.theta = theta
         self.rtol = rtol
         self.atol = atol
+        self.throw = throw
         self.viscosity = check_viscosity(viscosity, allow_zero=False)
         self.terms = SpectralBurgersTerms(
             num_spatial_dims, domain_extent, num_points, dealiasing_fraction
@@ -115,5 +121,5 @@ class BurgersImplicit(eqx.Module):
             f = forcing_at(self.forcing, time, u)
             if f is not None:
                 explicit = explicit + weight * self.dt * self.terms.forward(f)
-        sol = implicit.root_find(self._residual, u, explicit, solver)
+        sol = implicit.root_find(self._residual, u, explicit, solver, throw=self.throw)
         return sol.value
