@@ -98,6 +98,7 @@ def test_cli_version_and_help():
         ("info", "--verify"),
         ("export", "--copy"),
         ("evaluate", "--model"),
+        ("train", "--jaws"),
     ]:
         result = CliRunner().invoke(app, [command, "--help"])
         assert result.exit_code == 0 and option in result.output, command
@@ -129,15 +130,18 @@ def test_cli_demo_writes_its_files(tmp_path):
         "64",
         "--data-samples",
         "8",
+        "--train-steps",
+        "10",
         "--out",
         str(tmp_path / "demo"),
         "--quiet",
     )
     assert out.returncode == 0, out.stderr
     report = (tmp_path / "demo" / "evaluation" / "report.md").read_text()
-    for model in ["burgers:num_points=16", "burgers:num_points=32", "burgers-fv"]:
-        assert f"| `solver:{model}" in report
+    for model in ["fno+jaws", "solver:burgers:num_points=16"]:
+        assert f"| `{model}`" in report
     assert (tmp_path / "demo" / "data" / "burgers" / "manifest.json").is_file()
+    assert (tmp_path / "demo" / "run" / "best.eqx").is_file()
     png = tmp_path / "demo" / "coefficient_recovery.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())

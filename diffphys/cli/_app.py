@@ -45,20 +45,24 @@ def demo(
     steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the noise on the data.")] = 0,
     data_points: Annotated[
-        int, typer.Option(help="Grid points of the evaluation stage's data.", min=32)
-    ] = 256,
+        int, typer.Option(help="Grid points of the pipeline's data.", min=32)
+    ] = 128,
     data_samples: Annotated[
-        int, typer.Option(help="Trajectories of the evaluation stage's data.", min=4)
-    ] = 32,
+        int, typer.Option(help="Trajectories of the pipeline's data.", min=8)
+    ] = 48,
+    train_steps: Annotated[
+        int, typer.Option(help="Optimiser steps of the pipeline's FNO.", min=1)
+    ] = 600,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
     """Two stages: recover a diffusion coefficient by gradient descent through
-    linear_solve; then generate a Burgers dataset and evaluate coarse classical
-    baselines on it (report under OUT/evaluation)."""
-    from ._demo import run_demo, run_evaluation_demo
+    linear_solve; then the main pipeline: generate a Burgers dataset, train an FNO
+    with the JAWS-style penalty, evaluate it against a coarse classical baseline
+    (report under OUT/evaluation)."""
+    from ._demo import run_demo, run_pipeline_demo
 
     run_demo(out=out, size=size, steps=steps, seed=seed, quiet=quiet)
-    run_evaluation_demo(out, data_points, data_samples, quiet)
+    run_pipeline_demo(out, data_points, data_samples, train_steps, quiet)
 
 
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
