@@ -218,7 +218,10 @@ def test_evaluate_bad_input(data, tmp_path):
         (["--model", "fno:foo"], "Unknown model spec 'fno:foo'"),
         (["--model", "solver:heat"], "Unknown scenario 'heat'"),
         (["--model", "solver:burgers:dx=3"], "unknown option 'dx=3'"),
-        (["--model", "solver:burgers-2d"], "2D problem with 2 channels; the dataset"),
+        (
+            ["--model", "solver:burgers-2d"],
+            "is for 2D states with 2 channels; the dataset",
+        ),
         (["--model", "solver:burgers:save_every=1"], "save_every >="),
         (["--model", "solver:burgers", "--split", "dev"], "Unknown split 'dev'"),
         (["--model", "solver:burgers", "--steps", "50"], "--steps must be in 1..12"),

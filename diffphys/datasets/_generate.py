@@ -13,6 +13,7 @@ import jax.random as jr
 import numpy as np
 import yaml
 
+from .._progress import progress_bar
 from ..solvers import rollout
 from . import _stats
 from ._config import GenerationConfig, Shard, SPLITS
@@ -305,29 +306,10 @@ def write_shard(
 def _tracker(enabled: bool | None, total: int, done: int):
     """A rich progress bar of trajectories with their rate; `advance(n)` moves it.
     Off when `enabled` is False, or when None and stderr is no TTY or CI is set."""
-    import sys
     import time
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    if enabled is None:
-        enabled = sys.stderr.isatty() and not os.environ.get("CI")
-    progress = Progress(
-        TextColumn("[bold]generating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("trajectories"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
+    progress = progress_bar(
+        "generating", "trajectories", "{task.fields[rate]}", enabled=enabled
     )
     start, fresh = time.perf_counter(), [0]
     with progress:

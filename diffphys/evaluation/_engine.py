@@ -39,6 +39,18 @@ def resample(u: jax.Array, num_points: int) -> jax.Array:
     return (jnp.fft.irfftn(out, s=(num_points,) * d, axes=axes) * scale).astype(u.dtype)
 
 
+def check_compatible(name: str, model_scenario, data_scenario) -> None:
+    """A model built for `model_scenario` must see as many spatial dimensions and
+    channels in the dataset's scenario."""
+    a, b = model_scenario, data_scenario
+    if (a.num_spatial_dims, a.num_channels) != (b.num_spatial_dims, b.num_channels):
+        raise ValueError(
+            f"Model {name!r} is for {a.num_spatial_dims}D states with "
+            f"{a.num_channels} channels; the dataset ({b.name}) is "
+            f"{b.num_spatial_dims}D with {b.num_channels}."
+        )
+
+
 class AbstractModel(eqx.Module):
     """Something to roll out: `build(config, steps)` returns `fn(u0, params) -> (T + 1,
     C, *N)` for a dataset's `GenerationConfig` (grid, frame interval, parameters);
@@ -108,15 +120,7 @@ class SolverBaseline(AbstractModel):
 
     def build(self, config, steps):
         sc, data = get_scenario(self.scenario), config.scenario_obj
-        if (sc.num_spatial_dims, sc.num_channels) != (
-            data.num_spatial_dims,
-            data.num_channels,
-        ):
-            raise ValueError(
-                f"Model {self.name!r} solves a {sc.num_spatial_dims}D problem with "
-                f"{sc.num_channels} channels; the dataset ({data.name}) is "
-                f"{data.num_spatial_dims}D with {data.num_channels}."
-            )
+        check_compatible(self.name, sc, data)
         names = [n for n, _ in config.params]
         if sorted(sc.parameters) != sorted(names):
             raise ValueError(

@@ -9,7 +9,13 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._custom_types import Field, OutField
-from ._fno import AbstractOperator, append_grid, check_state, SpectralConv
+from ._fno import (
+    AbstractOperator,
+    append_grid,
+    check_sizes,
+    check_state,
+    SpectralConv,
+)
 
 
 def _conv(d, cin, cout, kernel_size=1, *, use_bias=True, key):
@@ -207,12 +213,9 @@ class DyMixOp(AbstractOperator):
         grid_features: bool = True,
         key: PRNGKeyArray,
     ):
-        if num_spatial_dims not in (1, 2, 3):
-            raise ValueError(
-                f"`num_spatial_dims` must be 1, 2 or 3, got {num_spatial_dims}."
-            )
-        if min(in_channels, out_channels, modes, width, num_layers) < 1:
-            raise ValueError("Channels, modes, width and num_layers must be >= 1.")
+        check_sizes(
+            num_spatial_dims, in_channels, out_channels, modes, width, num_layers
+        )
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"`kernel_size` must be odd and >= 1, got {kernel_size}.")
         if not (tau >= 0 and math.isfinite(tau)):

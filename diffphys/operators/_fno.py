@@ -39,6 +39,15 @@ def check_state(u: Field, num_spatial_dims: int, name: str) -> None:
         )
 
 
+def check_sizes(num_spatial_dims, *sizes) -> None:
+    if num_spatial_dims not in (1, 2, 3):
+        raise ValueError(
+            f"`num_spatial_dims` must be 1, 2 or 3, got {num_spatial_dims}."
+        )
+    if min(sizes) < 1:
+        raise ValueError("Channels, modes, width and num_layers must be >= 1.")
+
+
 def count_parameters(model) -> int:
     """Trainable real numbers in `model` (a complex array counts twice)."""
     leaves = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
@@ -144,12 +153,9 @@ class FNO(AbstractOperator):
         grid_features: bool = True,
         key: PRNGKeyArray,
     ):
-        if num_spatial_dims not in (1, 2, 3):
-            raise ValueError(
-                f"`num_spatial_dims` must be 1, 2 or 3, got {num_spatial_dims}."
-            )
-        if min(in_channels, out_channels, modes, width, num_layers) < 1:
-            raise ValueError("Channels, modes, width and num_layers must be >= 1.")
+        check_sizes(
+            num_spatial_dims, in_channels, out_channels, modes, width, num_layers
+        )
         d = num_spatial_dims
         keys = jr.split(key, 2 * num_layers + 3)
         lifted = in_channels + 2 * d * grid_features

@@ -20,7 +20,7 @@ from .._custom_types import Field, OutField, SpatialField
 from ._fno import AbstractOperator, check_state
 
 
-def _flat_model(model: Callable, u: Field) -> Callable:
+def _same_shape(model: Callable, u: Field) -> Callable:
     out = jax.eval_shape(model, u)
     if out.shape != u.shape:
         raise ValueError(
@@ -40,7 +40,7 @@ def jacobian_row_norms(model: Callable, u: Field, probes: Array) -> SpatialField
     (output channels summed), from JVPs along `probes` `(P, C, *N)`:
     `mean_p Σ_c (J v_p)_{c,x}²`. Unbiased whenever `E[v vᵀ] = I` (Rademacher or
     Gaussian probes); exact when the probes are all `2^n` sign vectors."""
-    model = _flat_model(model, u)
+    model = _same_shape(model, u)
 
     def one(v):
         return jax.jvp(model, (u,), (v,))[1]
@@ -188,7 +188,7 @@ def spectral_norm_penalty(
     `num_iterations` power iterations `v ← Jᵀ(J v) / ‖·‖` (one JVP and one VJP each,
     without gradient), then `σ_max ≈ ‖J v‖` with gradient. Returns
     `(penalty, σ_max)`; the estimate is from below, tightening with iterations."""
-    model = _flat_model(model, u)
+    model = _same_shape(model, u)
     _, vjp = jax.vjp(model, u)
 
     def iterate(v, _):

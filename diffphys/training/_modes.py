@@ -33,10 +33,6 @@ class Mode(eqx.Module):
     def needs_reference(self) -> bool:
         return self.kind == "div"
 
-    @property
-    def needs_solver(self) -> bool:
-        return self.kind == "correction"
-
     def __str__(self):
         if self.kind == "one":
             return "one"

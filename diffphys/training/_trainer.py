@@ -1,7 +1,6 @@
 import contextlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -14,9 +13,11 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .. import operators
+from .._progress import progress_bar
 from ..datasets import GenerationConfig, open as open_split
 from ..datasets._folder import load_manifest
 from ..evaluation import AbstractModel, nrmse as nrmse_per_step
+from ..evaluation._engine import check_compatible
 from ..solvers import rollout
 from ._config import (
     build_model,
@@ -75,16 +76,7 @@ class TrainedModel(AbstractModel):
 
     def build(self, config, steps):
         a, b = self.trained_on, config
-        sa, sb = a.scenario_obj, b.scenario_obj
-        if (sa.num_spatial_dims, sa.num_channels) != (
-            sb.num_spatial_dims,
-            sb.num_channels,
-        ):
-            raise ValueError(
-                f"Model {self.name!r} was trained on {sa.num_spatial_dims}D data with "
-                f"{sa.num_channels} channels; the dataset ({b.scenario}) is "
-                f"{sb.num_spatial_dims}D with {sb.num_channels}."
-            )
+        check_compatible(self.name, a.scenario_obj, b.scenario_obj)
         if not np.isclose(a.frame_interval, b.frame_interval, rtol=1e-9):
             raise ValueError(
                 f"Model {self.name!r} steps {a.frame_interval:g} in time; the "
@@ -275,29 +267,13 @@ def _penalty(model, train: TrainConfig, x, key):
 
 
 def _tracker(enabled, total, done):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
+    progress = progress_bar(
+        "training",
+        "loss {task.fields[loss]} valid {task.fields[valid]}",
+        enabled=enabled,
     )
-
-    if enabled is None:
-        enabled = sys.stderr.isatty() and not os.environ.get("CI")
-    progress = Progress(
-        TextColumn("[bold]training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]} valid {task.fields[valid]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-    return progress, progress.add_task(
-        "", total=total, completed=done, loss="-", valid="-"
-    )
+    task = progress.add_task("", total=total, completed=done, loss="-", valid="-")
+    return progress, task
 
 
 def train(
