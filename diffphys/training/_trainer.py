@@ -305,7 +305,7 @@ def train(
     Returns the summary.
     """
     out = Path(out)
-    data_config, manifest = load_manifest(data)
+    data_config, _ = load_manifest(data)
     mode = config.parsed_mode
     # optax's Adam mixes dtypes internally (bias correction): run it under standard
     # promotion even where the caller made promotion strict.
