@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._custom_types import Field, OutField
 from ._fno import (
@@ -128,7 +128,9 @@ class LGMLayer(eqx.Module):
         return linear + self.corrector[1](self.corrector[0](product))
 
 
-def structure_change_coefficient(trajectories: Array, num_spatial_dims: int) -> Array:
+def structure_change_coefficient(
+    trajectories: ArrayLike, num_spatial_dims: int
+) -> Array:
     """DyMixOp's structure-change coefficient τ: the mean of `1 − cos(u_n, u_{n+1})`
     over consecutive snapshots (each flattened over channels and space) of a
     trajectory `(T, C, *N)` or a batch of them `(B, T, C, *N)`."""

@@ -20,14 +20,21 @@ from .._custom_types import Field, OutField, SpatialField
 from ._fno import AbstractOperator, check_state
 
 
-def _same_shape(model: Callable, u: Field) -> Callable:
+def _check_same_shape(model: Callable, u: Field) -> None:
     out = jax.eval_shape(model, u)
     if out.shape != u.shape:
         raise ValueError(
             f"A Jacobian penalty needs a map of a state to a state of the same shape; "
             f"the model maps {u.shape} to {out.shape}."
         )
-    return model
+
+
+def _apply(operator: Callable, u: Field, key: PRNGKeyArray | None) -> Field:
+    """Call `operator` on `u`, passing `key` to diffphys operators (plain steppers
+    such as solvers take none)."""
+    return (
+        operator(u, key=key) if isinstance(operator, AbstractOperator) else operator(u)
+    )
 
 
 def rademacher_probes(key: PRNGKeyArray, shape, num_probes: int, dtype) -> Array:
@@ -40,7 +47,7 @@ def jacobian_row_norms(model: Callable, u: Field, probes: Array) -> SpatialField
     (output channels summed), from JVPs along `probes` `(P, C, *N)`:
     `mean_p Σ_c (J v_p)_{c,x}²`. Unbiased whenever `E[v vᵀ] = I` (Rademacher or
     Gaussian probes); exact when the probes are all `2^n` sign vectors."""
-    model = _same_shape(model, u)
+    _check_same_shape(model, u)
 
     def one(v):
         return jax.jvp(model, (u,), (v,))[1]
@@ -132,9 +139,7 @@ class JAWS(AbstractOperator):
         self.prior_weight = float(prior_weight)
 
     def __call__(self, u: Field, *, key: PRNGKeyArray | None = None) -> OutField:
-        return (
-            self.operator(u, key=key) if _takes_key(self.operator) else self.operator(u)
-        )
+        return _apply(self.operator, u, key)
 
     def log_variance(self, u: Field) -> SpatialField:
         """`s(x) >= s_min` on the grid of `u`, shape `N`."""
@@ -171,10 +176,6 @@ def _constant_bias(conv: eqx.nn.Conv, value: float) -> eqx.nn.Conv:
     return eqx.tree_at(lambda c: c.weight, conv, 0.1 * conv.weight)
 
 
-def _takes_key(operator) -> bool:
-    return isinstance(operator, AbstractOperator)
-
-
 def spectral_norm_penalty(
     model: Callable,
     u: Field,
@@ -188,7 +189,7 @@ def spectral_norm_penalty(
     `num_iterations` power iterations `v ← Jᵀ(J v) / ‖·‖` (one JVP and one VJP each,
     without gradient), then `σ_max ≈ ‖J v‖` with gradient. Returns
     `(penalty, σ_max)`; the estimate is from below, tightening with iterations."""
-    model = _same_shape(model, u)
+    _check_same_shape(model, u)
     _, vjp = jax.vjp(model, u)
 
     def iterate(v, _):
@@ -208,7 +209,4 @@ class Residual(AbstractOperator):
     operator: Callable
 
     def __call__(self, u: Field, *, key: PRNGKeyArray | None = None) -> OutField:
-        update = (
-            self.operator(u, key=key) if _takes_key(self.operator) else self.operator(u)
-        )
-        return u + update
+        return u + _apply(self.operator, u, key)

@@ -8,6 +8,8 @@ import jax.random as jr
 from .. import operators
 from ..datasets import GenerationConfig
 from ..evaluation import parse_model
+from ..solvers import rollout
+from ..solvers.burgers import BurgersImplicit
 from ._losses import get_loss
 from ._modes import Mode, parse_mode
 
@@ -163,8 +165,6 @@ def coarse_solver(spec: str, data: GenerationConfig):
     """`fn(params) -> stepper` over one frame interval of `data`, for `correction`."""
     text = spec.strip()
     if text == "implicit" or text.startswith("implicit:"):
-        from ..solvers.burgers import BurgersImplicit
-
         substeps = 1
         option = text.partition(":")[2]
         if option:
@@ -199,12 +199,9 @@ def coarse_solver(spec: str, data: GenerationConfig):
                 throw=False,  # a failed step shows in the loss and the metrics
             )
 
-            def step(u):
-                for _ in range(substeps):
-                    u = solver(u)
-                return u
-
-            return step
+            return lambda u: rollout(
+                solver, u, 1, save_every=substeps, include_init=False, throw=False
+            )[0]
 
         return make
     if text.startswith("solver:"):
@@ -225,9 +222,3 @@ def reference_solver(data: GenerationConfig, baseline=None):
         return lambda u: one(u, params)[-1]
 
     return make
-
-
-def structure_change(windows) -> float:
-    """DyMixOp's τ of the training trajectories."""
-    u = jnp.asarray(windows)
-    return float(operators.structure_change_coefficient(u, u.ndim - 3))

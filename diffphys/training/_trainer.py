@@ -1,4 +1,5 @@
 import contextlib
+import functools
 import json
 import os
 import time
@@ -16,6 +17,7 @@ from .. import operators
 from .._progress import progress_bar
 from ..datasets import GenerationConfig, open as open_split
 from ..datasets._folder import load_manifest
+from ..datasets._generate import _atomic_write
 from ..evaluation import AbstractModel, nrmse as nrmse_per_step
 from ..evaluation._engine import check_compatible
 from ..solvers import rollout
@@ -23,7 +25,6 @@ from ._config import (
     build_model,
     coarse_solver,
     reference_solver,
-    structure_change,
     TrainConfig,
 )
 from ._losses import get_loss
@@ -115,6 +116,7 @@ def load_split(folder, split: str):
     return fields, scalars, dataset.scalar_names
 
 
+@functools.lru_cache(maxsize=2)  # one permutation per epoch, not per step
 def window_order(num_trajectories, num_frames, horizon, *, seed, epoch):
     """The `(trajectory, start)` windows of one epoch, shuffled by `(seed, epoch)`."""
     starts = num_frames - horizon
@@ -151,9 +153,7 @@ def batch_windows(fields, scalars, horizon, batch_size, seed, step):
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    _atomic_write(path, json.dumps(data, indent=1) + "\n")
 
 
 def _serialise(path: Path, tree) -> None:
@@ -306,14 +306,13 @@ def train(
     """
     out = Path(out)
     data_config, _ = load_manifest(data)
-    mode = config.parsed_mode
     # optax's Adam mixes dtypes internally (bias correction): run it under standard
     # promotion even where the caller made promotion strict.
     with data_config.numerics(), jax.numpy_dtype_promotion("standard"):
         fields, scalars, names = load_split(data, "train")
         valid_fields, valid_scalars, _ = load_split(data, "valid")
         resolved = config.resolved(data_config.num_frames)
-        tau = structure_change(fields)
+        tau = float(operators.structure_change_coefficient(fields, fields.ndim - 3))
         model = build_model(config, data_config, tau=tau)
         record = {
             "format": RUN_FORMAT,
@@ -340,7 +339,6 @@ def train(
             resolved=resolved,
             arrays=(fields, scalars, valid_fields, valid_scalars),
             names=names,
-            mode=mode,
             until=until,
             progress=progress,
         )
@@ -356,11 +354,11 @@ def _train_loop(
     resolved,
     arrays,
     names,
-    mode,
     until,
     progress,
 ):
     fields, scalars, valid_fields, valid_scalars = arrays
+    mode = config.parsed_mode
     horizon = mode.horizon
     devices = jax.local_devices()
     if config.batch_size % len(devices):
@@ -419,6 +417,9 @@ def _train_loop(
         return params, opt_state, stats
 
     valid_steps = resolved["valid_steps"]
+    # On the device once, only the frames a validation compares.
+    valid_fields = jax.device_put(valid_fields[:, : valid_steps + 1], replicated)
+    valid_scalars = jax.device_put(valid_scalars, replicated)
 
     @jax.jit
     def validate(params, valid_fields, valid_scalars):
@@ -428,7 +429,7 @@ def _train_loop(
         def one(traj, scalar):
             step = step_of(dict(zip(names, scalar, strict=True)))
             pred = rollout(lambda u: step(u)[0], traj[0], valid_steps, throw=False)
-            return nrmse_per_step(pred[1:], traj[1 : valid_steps + 1])
+            return nrmse_per_step(pred[1:], traj[1:])
 
         errors = jax.lax.map(lambda a: one(*a), (valid_fields, valid_scalars))
         return jnp.mean(jnp.where(jnp.isfinite(errors), errors, jnp.inf))
@@ -541,6 +542,4 @@ def _truncate_log(path: Path, step: int) -> None:
         for line in path.read_text().splitlines()
         if line.strip() and json.loads(line).get("step", 0) <= step
     ]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    _atomic_write(path, "".join(line + "\n" for line in kept))
