@@ -249,6 +249,7 @@ def test_shard_tasks_then_join_equal_a_one_shot_run(reference, tmp_path):
 
 
 # Ray starts its processes by fork + exec (safe); JAX warns about any fork.
+@pytest.mark.slow  # about 30 s (starts a Ray cluster); make test-all
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_ray_engine_with_two_workers_equals_local(reference, tmp_path):
     pytest.importorskip("ray")

@@ -113,6 +113,13 @@ def generate(
     precision: Annotated[
         str, typer.Option(help="float32 or float64, for computing and storing.")
     ] = "float32",
+    source: Annotated[
+        str,
+        typer.Option(
+            help="solver (run the scenario's solver) or exact (its analytic "
+            "solution: heat, pme, stefan, advection, burgers-riemann)."
+        ),
+    ] = "solver",
     engine: Annotated[str, typer.Option(help="local or ray.")] = "local",
     ray_address: Annotated[
         str | None, typer.Option(help="Address of a running Ray cluster.")
@@ -148,6 +155,7 @@ def generate(
         shard_size=shard_size,
         params=param,
         precision=precision,
+        source=source,
     )
     start = time.perf_counter()
     datasets.generate(
@@ -268,6 +276,13 @@ def train(
         bool, typer.Option("--jaws", help="JAWS-style weighted Jacobian penalty.")
     ] = False,
     jaws_weight: Annotated[float, typer.Option(help="Weight of --jaws.")] = 1e-2,
+    constraint: Annotated[
+        str,
+        typer.Option(
+            help="Keep each predicted frame's mass: none, hard (projection) or "
+            "probconserv (variance-weighted, needs --jaws); closed domains only."
+        ),
+    ] = "none",
     spectral_penalty: Annotated[
         float,
         typer.Option(help="Weight of the global spectral-norm penalty (0: off)."),
@@ -310,6 +325,7 @@ def train(
         jaws=jaws,
         jaws_weight=jaws_weight,
         spectral_penalty=spectral_penalty,
+        constraint=constraint,
         clip_norm=clip_norm or None,
         validate_every=validate_every,
         valid_steps=valid_steps,

@@ -5,11 +5,12 @@ import math
 
 import equinox as eqx
 
-from ._scenarios import get_scenario, Scenario
+from ._scenarios import get_scenario, list_scenarios, Scenario
 
 
 SPLITS = ("train", "valid", "test")
 PRECISIONS = ("float32", "float64")
+SOURCES = ("solver", "exact")
 # Shards are sized to about this many bytes on disk (and at most 1024 trajectories),
 # so a crash loses little work and one file stays easy to move.
 _SHARD_BYTES = 64 * 2**20
@@ -54,6 +55,7 @@ class GenerationConfig(eqx.Module):
     params: tuple[tuple[str, str], ...] = eqx.field(static=True)
     precision: str = eqx.field(static=True)
     domain_extent: float = eqx.field(static=True)
+    source: str = eqx.field(static=True, default="solver")
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -64,11 +66,12 @@ class GenerationConfig(eqx.Module):
     @classmethod
     def from_dict(cls, data: dict) -> "GenerationConfig":
         fields = {f.name for f in dataclasses.fields(cls)}
-        if set(data) != fields:
+        if set(data) - {"source"} != fields - {"source"}:
             raise ValueError(
                 f"Config keys {sorted(data)} differ from {sorted(fields)}."
             )
         data = dict(data)
+        data.setdefault("source", "solver")  # datasets written before `source`
         data["split"] = tuple(data["split"])
         data["params"] = tuple(sorted(data["params"].items()))
         return cls(**data)
@@ -184,6 +187,7 @@ def make_config(
     shard_size: int | None = None,
     params=None,
     precision: str = "float32",
+    source: str = "solver",
 ) -> GenerationConfig:
     """A checked `GenerationConfig` with the scenario's defaults for what is `None`.
 
@@ -192,8 +196,19 @@ def make_config(
     within the scheme's stability limit (evaluated at the largest parameter values
     drawn). A given `dt` is checked against that limit; the error names the largest
     stable one.
+
+    `source`: `"solver"` (run the scenario's solver) or `"exact"` (evaluate its
+    analytic solution at the frame times; dt then only names the frame spacing).
     """
     sc = get_scenario(scenario)
+    if source not in SOURCES:
+        raise ValueError(f"--source must be one of {SOURCES}, got {source!r}.")
+    if source == "exact" and sc.exact is None:
+        with_exact = sorted(n for n, s in list_scenarios().items() if s.exact)
+        raise ValueError(
+            f"Scenario {sc.name!r} has no analytic solution; use --source solver, or "
+            f"one of: {', '.join(with_exact)}."
+        )
 
     def default(value, fallback):
         return fallback if value is None else value
@@ -257,4 +272,5 @@ def make_config(
         params=tuple(sorted((n, s.spec) for n, s in samplers.items())),
         precision=precision,
         domain_extent=float(sc.domain_extent),
+        source=source,
     )

@@ -85,7 +85,7 @@ def export_pdebench(
                     )
                     first += count
                 f.create_virtual_dataset("tensor", layout, fillvalue=np.nan)
-            coordinate = np.arange(n) * config.domain_extent / n
+            coordinate = config.scenario_obj.coordinates(n, config.domain_extent)
             for axis in AXES[:d]:
                 f[f"{axis}-coordinate"] = coordinate.astype(np.float32)
             f["t-coordinate"] = (np.arange(frames) * config.frame_interval).astype(

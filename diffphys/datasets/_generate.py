@@ -165,11 +165,26 @@ def _batch_function(config: GenerationConfig) -> Callable:
             name: samplers[name](jr.fold_in(k_params, i)).astype(dtype)
             for i, name in enumerate(sorted(samplers))
         }
-        stepper = sc.make_stepper(L, N, dt, **params)
-        u0 = jnp.asarray(sc.initial_condition(N, key=k_ic), dtype)
-        traj = rollout(
-            stepper, u0, config.num_steps, save_every=config.save_every, throw=False
-        )
+        x = jnp.asarray(sc.coordinates(N, L), dtype)
+        if config.source == "exact":
+            times = jnp.arange(config.num_frames, dtype=dtype) * config.frame_interval
+            traj = jax.vmap(lambda t: sc.exact(x, t, **params))(times).astype(dtype)
+        else:
+            if sc.initial_condition is None:
+                u0 = sc.exact(x, jnp.zeros((), dtype), **params)
+            else:
+                u0 = sc.initial_condition(N, key=k_ic)
+            stepper = sc.make_stepper(L, N, dt, **params)
+            traj = rollout(
+                stepper,
+                jnp.asarray(u0, dtype),
+                config.num_steps,
+                save_every=config.save_every,
+                # From t = 0 for time-dependent boundary data; a stepper without a
+                # `dt` (a plain callable) is stepped without time.
+                t0=jnp.zeros((), dtype) if hasattr(stepper, "dt") else None,
+                throw=False,
+            )
         params["_finite"] = jnp.all(jnp.isfinite(traj))
         fields, moments = {}, {}
         for field in sc.fields:

@@ -6,7 +6,9 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 
+from ..solvers import ConservationLaw, Dirichlet, Outflow, PorousMedium
 from ..solvers.burgers import BurgersFV, BurgersSpectral
+from ..solvers.porous_medium import Constant, exact as gpme, PowerLaw, Stefan
 from ._initial_conditions import RandomTruncatedFourier, SineSum
 from ._parameters import AbstractSampler, parse_sampler
 
@@ -60,14 +62,21 @@ class Scenario(eqx.Module):
     - `fields`: what is saved; `boundary`: The Well `bc_type` of every axis.
     - Defaults of the grid and the horizon: `domain_extent`, `num_points`,
         `num_steps` saved frames (after the initial one) `frame_interval` apart,
-        `num_samples`.
+        `num_samples`; `origin`: the left end of the domain.
+    - `exact(x, t, **params) -> (C, *N)`: the analytic solution, if there is one:
+        `diffphys generate --source exact` evaluates it on the grid instead of
+        running the solver, and without an `initial_condition` the solver starts
+        from it at `t = 0`.
+
+    Grids: periodic domains hold `N` points `origin + i L/N`; others `N` cells of
+    `[origin, origin + L]`, the points at the cell centres `origin + (i + ½) L/N`.
     """
 
     name: str = eqx.field(static=True)
     description: str = eqx.field(static=True)
     num_spatial_dims: int = eqx.field(static=True)
     make_stepper: Callable = eqx.field(static=True)
-    initial_condition: Callable = eqx.field(static=True)
+    initial_condition: Callable | None = eqx.field(static=True)
     max_dt: Callable[..., float] = eqx.field(static=True)
     parameters: Mapping[str, Parameter] = eqx.field(
         static=True, converter=lambda p: MappingProxyType(dict(p))
@@ -79,8 +88,15 @@ class Scenario(eqx.Module):
     num_steps: int = eqx.field(static=True, default=100)
     frame_interval: float = eqx.field(static=True, default=0.01)
     num_samples: int = eqx.field(static=True, default=64)
+    origin: float = eqx.field(static=True, default=0.0)
+    exact: Callable | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
+        if self.initial_condition is None and self.exact is None:
+            raise ValueError(
+                f"Scenario {self.name!r} needs an initial_condition or an exact "
+                "solution to start from."
+            )
         channels = sorted(c for f in self.fields for c in f.channels)
         if channels != list(range(len(channels))):
             raise ValueError(
@@ -88,6 +104,14 @@ class Scenario(eqx.Module):
             )
         if self.boundary not in ("periodic", "wall", "open"):
             raise ValueError(f"Unknown boundary type {self.boundary!r}.")
+
+    def coordinates(self, num_points: int, domain_extent: float | None = None):
+        """The grid points along each axis (NumPy, float64)."""
+        import numpy as np
+
+        length = self.domain_extent if domain_extent is None else domain_extent
+        offset = 0.0 if self.boundary == "periodic" else 0.5
+        return self.origin + (np.arange(num_points) + offset) * length / num_points
 
     @property
     def num_channels(self) -> int:
@@ -246,5 +270,182 @@ register_scenario(
         num_points=64,
         num_steps=50,
         frame_interval=0.02,
+    )
+)
+
+
+# ---------------------------------------------------------------------------------
+# The ProbConserv instances (Hansen et al., ICML 2023; fact sheet
+# gpme-probconserv.md): domains, boundary data and parameter ranges of its data
+# generator. Each has a closed form (`--source exact`) and a solver.
+
+
+def _exact(fn, **rename):
+    def field(x, t, **params):
+        return fn(x, t, **{rename.get(k, k): v for k, v in params.items()})[None]
+
+    return field
+
+
+def _implicit_max_dt(L, N, **_):
+    # Implicit: no stability limit; for accuracy a front at unit speed crosses at
+    # most one cell per step.
+    return L / N
+
+
+def _hyperbolic_max_dt(L, N, *, a):
+    return 0.9 * 0.5 * (L / N) / a
+
+
+_U = (SavedField("u", 0, (0,)),)
+
+register_scenario(
+    Scenario(
+        name="heat",
+        description="1D heat equation u_t = k u_xx from sin x on the periodic "
+        "[0, 2π) (ProbConserv 'easy'); finite volumes, Crank–Nicolson",
+        num_spatial_dims=1,
+        make_stepper=lambda L, N, dt, *, k: PorousMedium(
+            1, L, N, dt, diffusivity=Constant(k), theta=0.5
+        ),
+        initial_condition=None,
+        exact=_exact(gpme.heat),
+        max_dt=_implicit_max_dt,
+        parameters={
+            "k": Parameter("1:5", 0.0, low_open=True, description="diffusivity k")
+        },
+        fields=_U,
+        domain_extent=2 * math.pi,
+        num_points=128,
+        num_steps=100,
+        frame_interval=0.01,
+    )
+)
+
+register_scenario(
+    Scenario(
+        name="pme",
+        description="1D porous medium equation u_t = (u^m u_x)_x on [0, 1], inflow "
+        "u(0, t) = (m t)^(1/m), a unit-speed front (ProbConserv 'medium'); finite "
+        "volumes, backward Euler",
+        num_spatial_dims=1,
+        make_stepper=lambda L, N, dt, *, m: PorousMedium(
+            1,
+            L,
+            N,
+            dt,
+            diffusivity=PowerLaw(m),
+            left=Dirichlet(lambda t: gpme.pme_inflow(t, m=m)),
+            right=Dirichlet(0.0),
+        ),
+        initial_condition=None,
+        exact=_exact(gpme.pme),
+        max_dt=_implicit_max_dt,
+        parameters={
+            "m": Parameter(
+                "1:6", 0.0, low_open=True, description="exponent m of k = u^m"
+            )
+        },
+        fields=_U,
+        boundary="open",
+        num_points=128,
+        num_steps=100,
+        frame_interval=0.01,
+    )
+)
+
+register_scenario(
+    Scenario(
+        name="stefan",
+        description="1D one-phase Stefan problem, k = 1[u >= u*] on [0, 1], u(0, t) = "
+        "1: a front α√t where u jumps from u* to 0 (ProbConserv 'hard'); finite "
+        "volumes, backward Euler",
+        num_spatial_dims=1,
+        make_stepper=lambda L, N, dt, *, u_star: PorousMedium(
+            1,
+            L,
+            N,
+            dt,
+            diffusivity=Stefan(u_star),
+            left=Dirichlet(1.0),
+            right=Dirichlet(0.0),
+        ),
+        initial_condition=None,
+        exact=_exact(gpme.stefan),
+        max_dt=_implicit_max_dt,
+        parameters={
+            "u_star": Parameter(
+                "0.55:0.7", 0.0, 1.0, low_open=True, description="melting threshold u*"
+            )
+        },
+        fields=_U,
+        boundary="open",
+        num_points=128,
+        num_steps=100,
+        frame_interval=0.001,
+    )
+)
+
+register_scenario(
+    Scenario(
+        name="advection",
+        description="1D linear advection u_t + a u_x = 0 of a step on [0, 1], inflow "
+        "u(0, t) = 1 (ProbConserv, hyperbolic); MUSCL finite volumes, SSP-RK3",
+        num_spatial_dims=1,
+        make_stepper=lambda L, N, dt, *, a: ConservationLaw(
+            1,
+            L,
+            N,
+            dt,
+            flux="advection",
+            velocity=a,
+            left=Dirichlet(1.0),
+            right=Outflow(),
+            max_speed=None,  # dt from the largest a drawn (max_dt)
+        ),
+        initial_condition=None,
+        exact=_exact(gpme.advection),
+        max_dt=_hyperbolic_max_dt,
+        parameters={
+            "a": Parameter("1:5", 0.0, 5.0, low_open=True, description="velocity a")
+        },
+        fields=_U,
+        boundary="open",
+        num_points=128,
+        num_steps=100,
+        frame_interval=0.01,
+    )
+)
+
+register_scenario(
+    Scenario(
+        name="burgers-riemann",
+        description="1D inviscid Burgers on [-1, 1] from a compression ramp with "
+        "inflow u(-1, t) = a: a shock from t = 1/a (ProbConserv, hyperbolic); MUSCL "
+        "finite volumes, SSP-RK3",
+        num_spatial_dims=1,
+        make_stepper=lambda L, N, dt, *, a: ConservationLaw(
+            1,
+            L,
+            N,
+            dt,
+            flux="burgers",
+            left=Dirichlet(a),
+            right=Outflow(),
+            max_speed=None,
+        ),
+        initial_condition=None,
+        exact=_exact(gpme.burgers),
+        max_dt=_hyperbolic_max_dt,
+        parameters={
+            "a": Parameter("1:4", 0.0, 4.0, low_open=True, description="inflow state a")
+        },
+        fields=_U,
+        boundary="open",
+        domain_extent=2.0,
+        origin=-1.0,
+        num_points=128,
+        num_steps=100,
+        frame_interval=0.01,
     )
 )

@@ -53,7 +53,7 @@ def create_shard_file(path, config, shard, *, dtype) -> h5py.File:
         "time", data=(np.arange(frames) * config.frame_interval).astype(dtype)
     )
     _flags(time, sample=False, time=True)
-    coordinate = (np.arange(n) * config.domain_extent / n).astype(dtype)
+    coordinate = sc.coordinates(n, config.domain_extent).astype(dtype)
     for axis in AXES[:d]:
         _flags(dims.create_dataset(axis, data=coordinate), sample=False, time=False)
 

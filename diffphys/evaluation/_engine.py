@@ -128,6 +128,12 @@ class SolverBaseline(AbstractModel):
                 f"dataset provides {sorted(names)}."
             )
         n = self.num_points or config.num_points
+        if n != config.num_points and sc.boundary != "periodic":
+            raise ValueError(
+                f"Model {self.name!r}: num_points differs from the dataset's, and "
+                "grids are resampled spectrally, which needs periodic data; scenario "
+                f"{sc.name!r} has {sc.boundary} boundaries. Leave num_points out."
+            )
         if n < 8:
             raise ValueError(f"Model {self.name!r}: num_points must be >= 8.")
         largest = {k: data.sampler(k, spec).bounds[1] for k, spec in config.params}
@@ -144,8 +150,14 @@ class SolverBaseline(AbstractModel):
 
         def fn(u0, params):
             stepper = sc.make_stepper(config.domain_extent, n, dt, **params)
+            # Frames start at the dataset's t = 0 (time-dependent boundary data).
             coarse = rollout(
-                stepper, resample(u0, n), steps, save_every=every, throw=False
+                stepper,
+                resample(u0, n),
+                steps,
+                save_every=every,
+                t0=jnp.zeros((), u0.dtype) if hasattr(stepper, "dt") else None,
+                throw=False,
             )
             return jax.vmap(lambda u: resample(u, config.num_points))(coarse)
 

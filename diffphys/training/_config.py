@@ -5,7 +5,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 
-from .. import operators
+from .. import constraints, operators
 from ..datasets import GenerationConfig
 from ..evaluation import parse_model
 from ..solvers import rollout
@@ -38,6 +38,10 @@ class TrainConfig:
         the unrolled window (`"rollout"`), with `jaws_probes` JVP probes and floor
         `jaws_s_min`. `spectral_penalty`: weight of the global power-iteration
         baseline `max(σ_max − 1, 0)²` (0: off).
+    - `constraint`: `none`, `hard` or `probconserv`: wrap the model in
+        `dp.constraints.MassConserving`, so every predicted frame keeps its input's
+        mass and training runs through the constraint (closed domains only;
+        `probconserv` uses the JAWS log-variance head, so it needs `jaws`).
     - Validation every `validate_every` steps (default a tenth of the run): mean
         nRMSE of `valid_steps`-frame rollouts (default min(50, frames)) of the
         validation split; the best model is kept as `best.eqx`.
@@ -64,6 +68,7 @@ class TrainConfig:
     jaws_at: str = "truth"
     jaws_s_min: float = -4.0
     spectral_penalty: float = 0.0
+    constraint: str = "none"
     validate_every: int | None = None
     valid_steps: int | None = None
     seed: int = 0
@@ -91,6 +96,22 @@ class TrainConfig:
         for name in ("weight_decay", "jaws_weight", "spectral_penalty"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"`{name}` must be >= 0.")
+        if self.constraint not in ("none",) + constraints.METHODS:
+            raise ValueError(
+                f"Unknown constraint {self.constraint!r}; choose none, "
+                f"{', '.join(constraints.METHODS)}."
+            )
+        if self.constraint == "probconserv" and not self.jaws:
+            raise ValueError(
+                "--constraint probconserv weights the correction by the model's "
+                "variance: add --jaws (its log-variance head), or use --constraint "
+                "hard."
+            )
+        if self.constraint != "none" and self.parsed_mode.kind == "correction":
+            raise ValueError(
+                "--constraint applies to the model's own prediction; it does not "
+                "combine with the correction mode."
+            )
         if self.jaws_at not in ("truth", "rollout"):
             raise ValueError("`jaws_at` must be 'truth' or 'rollout'.")
         if self.jaws and self.spectral_penalty > 0:
@@ -158,6 +179,14 @@ def build_model(train: TrainConfig, data: GenerationConfig, *, tau: float, key=N
         net = operators.Residual(net)
     if train.jaws:
         net = operators.JAWS(net, d, c, s_min=train.jaws_s_min, key=kjaws)
+    if train.constraint != "none":
+        if sc.boundary != "periodic":
+            raise ValueError(
+                f"--constraint keeps the total mass from frame to frame, which holds "
+                f"on closed domains only; scenario {sc.name!r} has {sc.boundary} "
+                "boundaries (mass enters and leaves). Train without --constraint."
+            )
+        net = constraints.MassConserving(net, train.constraint)
     return net
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .. import operators
+from .. import constraints, operators
 from .._progress import progress_bar
 from ..datasets import GenerationConfig, open as open_split
 from ..datasets._folder import load_manifest
@@ -256,6 +256,8 @@ def _optimiser(train: TrainConfig, warmup: int):
 
 
 def _penalty(model, train: TrainConfig, x, key):
+    if isinstance(model, constraints.MassConserving):
+        model = model.model
     if train.jaws:
         return train.jaws_weight * model.penalty(
             x, key=key, num_probes=train.jaws_probes

@@ -5,20 +5,10 @@ import jax
 import jax.numpy as jnp
 
 from ..._custom_types import Array, ArrayLike, Field, Scalar, ScalarLike
+from .._finite_volume import check_limiter, rusanov_fluxes
 from ._common import check_grid, check_state, check_viscosity, forcing_at
 
 
-def _minmod(a, b):
-    return 0.5 * (jnp.sign(a) + jnp.sign(b)) * jnp.minimum(jnp.abs(a), jnp.abs(b))
-
-
-_LIMITERS = {
-    "minmod": _minmod,
-    "mc": lambda a, b: _minmod(_minmod(2 * a, 2 * b), 0.5 * (a + b)),
-    "van_leer": lambda a, b: jnp.where(
-        a * b > 0, 2 * a * b / jnp.where(a * b > 0, a + b, 1.0), 0.0
-    ),
-}
 _MAX_COURANT = 0.5
 
 
@@ -74,10 +64,7 @@ class BurgersFV(eqx.Module):
             raise ValueError(
                 "BurgersFV is 1D only; use BurgersSpectral for 2D/3D vector Burgers."
             )
-        if limiter not in _LIMITERS:
-            raise ValueError(
-                f"Unknown limiter {limiter!r}; choose from {sorted(_LIMITERS)}."
-            )
+        check_limiter(limiter)
         self.viscosity = check_viscosity(viscosity, allow_zero=True)
         dx = domain_extent / num_points
         if not isinstance(self.viscosity, jax.core.Tracer):
@@ -98,15 +85,10 @@ class BurgersFV(eqx.Module):
     def rhs(self, u: Array) -> Array:
         """`-(F_{i+1/2} - F_{i-1/2}) / dx` for one channel, shape `(N,)`."""
         dx = self.domain_extent / self.num_points
-        forward = jnp.roll(u, -1) - u
-        backward = u - jnp.roll(u, 1)
-        slope = _LIMITERS[self.limiter](backward, forward)
-        left = u + 0.5 * slope  # at face i+1/2, from cell i
-        right = jnp.roll(u - 0.5 * slope, -1)  # at face i+1/2, from cell i+1
-        speed = jnp.maximum(jnp.abs(left), jnp.abs(right))
-        flux = 0.25 * (left**2 + right**2) - 0.5 * speed * (right - left)
-        flux = flux - self.viscosity.astype(u.dtype) * forward / dx
-        return -(flux - jnp.roll(flux, 1)) / dx
+        padded = jnp.pad(u, 2, mode="wrap")
+        flux = rusanov_fluxes(padded, lambda v: 0.5 * v**2, jnp.abs, self.limiter)
+        flux = flux - self.viscosity.astype(u.dtype) * jnp.diff(padded[1:-1]) / dx
+        return -jnp.diff(flux) / dx
 
     def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
         """One SSP-RK3 step from `u` at time `t` (only a time-dependent forcing reads
