@@ -361,7 +361,8 @@ def test_cli_generate_info_and_export(reference, tmp_path):
 def test_generate_bad_input_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "new"
     for args, message in [
-        (["heat"], "Unknown scenario 'heat'"),
+        (["hat"], "Unknown scenario 'hat'"),
+        (["burgers", "--source", "exact"], "no analytic solution"),
         (["burgers", "--dt", "1"], "stability limit"),
         (["burgers", "--param", "mu=1"], "no parameter 'mu'"),
         (["burgers", "--param", "nu=a:b"], "Cannot read"),
