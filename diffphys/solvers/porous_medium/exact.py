@@ -82,7 +82,8 @@ def stefan_constants(u_star) -> tuple[Array, Array, Array]:
     lo, hi = lax.fori_loop(0, 60, bisect, jax.lax.stop_gradient(bracket))
     z = lax.stop_gradient(0.5 * (lo + hi))
     for _ in range(2):
-        z = z - g(z) / jax.grad(g)(z)
+        dg = 2 / jnp.sqrt(jnp.pi) * jnp.exp(-(z**2)) / erf(z) + 1 / z + 2 * z
+        z = z - g(z) / dg
     return z, 2 * z, (1 - u_star) / erf(z)
 
 
