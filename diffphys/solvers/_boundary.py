@@ -76,3 +76,10 @@ def check_boundaries(left, right, allowed: tuple[type, ...], solver: str) -> boo
             f"{type(left).__name__}, right={type(right).__name__}."
         )
     return periodic[0]
+
+
+def cell_centres(num_points: int, domain_extent: float, periodic: bool):
+    """Cell centres of the finite-volume grids: `i h` on a periodic domain (the
+    periodic-grid convention), `(i + ½) h` on `[0, L]` otherwise."""
+    offset = 0.0 if periodic else 0.5
+    return (jnp.arange(num_points, dtype=float) + offset) * domain_extent / num_points

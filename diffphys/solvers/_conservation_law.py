@@ -5,7 +5,14 @@ import jax
 import jax.numpy as jnp
 
 from .._custom_types import Array, ArrayLike, Field, Float, ScalarLike
-from ._boundary import BoundaryCondition, check_boundaries, Dirichlet, Outflow, Periodic
+from ._boundary import (
+    BoundaryCondition,
+    cell_centres,
+    check_boundaries,
+    Dirichlet,
+    Outflow,
+    Periodic,
+)
 from ._finite_volume import check_limiter, rusanov_fluxes
 from .burgers._common import check_grid, check_state
 
@@ -106,10 +113,7 @@ class ConservationLaw(eqx.Module):
     @property
     def coordinates(self) -> Float[Array, " N"]:
         """The cell centres."""
-        h = self.cell_width
-        return (
-            jnp.arange(self.num_points, dtype=float) + (0.0 if self.periodic else 0.5)
-        ) * h
+        return cell_centres(self.num_points, self.domain_extent, self.periodic)
 
     def _flux(self) -> tuple[Callable, Callable]:
         if self.flux_name == "burgers":

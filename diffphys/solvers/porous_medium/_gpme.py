@@ -7,6 +7,7 @@ from ... import implicit
 from ..._custom_types import Array, Field, Float, ScalarLike
 from .._boundary import (
     BoundaryCondition,
+    cell_centres,
     check_boundaries,
     Dirichlet,
     Neumann,
@@ -121,10 +122,7 @@ class PorousMedium(eqx.Module):
     @property
     def coordinates(self) -> Float[Array, " N"]:
         """The cell centres."""
-        h = self.cell_width
-        return (
-            jnp.arange(self.num_points, dtype=float) + (0.0 if self.periodic else 0.5)
-        ) * h
+        return cell_centres(self.num_points, self.domain_extent, self.periodic)
 
     def fluxes(self, u: Field, t: ScalarLike = 0.0) -> Float[Array, " faces"]:
         """The fluxes `F` (positive towards `+x`) at the `N + 1` faces, the two ends
