@@ -216,7 +216,11 @@ def test_evaluate_bad_input(data, tmp_path):
     base = ["evaluate", "--data", data, "--out", out]
     for args, message in [
         (["--model", "fno:foo"], "Unknown model spec 'fno:foo'"),
-        (["--model", "solver:heat"], "Unknown scenario 'heat'"),
+        (["--model", "solver:hat"], "Unknown scenario 'hat'"),
+        (
+            ["--model", "solver:heat"],
+            "takes parameters ['k']; the dataset provides ['nu']",
+        ),
         (["--model", "solver:burgers:dx=3"], "unknown option 'dx=3'"),
         (
             ["--model", "solver:burgers-2d"],
