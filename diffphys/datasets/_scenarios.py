@@ -280,11 +280,33 @@ register_scenario(
 # generator. Each has a closed form (`--source exact`) and a solver.
 
 
-def _exact(fn, **rename):
-    def field(x, t, **params):
-        return fn(x, t, **{rename.get(k, k): v for k, v in params.items()})[None]
+def _probconserv(name, description, make_stepper, exact, parameter, **options):
+    """Register one instance: 1D, 128 cells, 100 frames, field `u`, open ends
+    unless `options` say otherwise; `exact(x, t, **params)` is its closed form."""
 
-    return field
+    def field(x, t, **params):
+        return exact(x, t, **params)[None]
+
+    defaults = dict(
+        boundary="open",
+        max_dt=_implicit_max_dt,
+        num_points=128,
+        num_steps=100,
+        frame_interval=0.01,
+    )
+    register_scenario(
+        Scenario(
+            name=name,
+            description=description,
+            num_spatial_dims=1,
+            make_stepper=make_stepper,
+            initial_condition=None,
+            exact=field,
+            parameters=parameter,
+            fields=(SavedField("u", 0, (0,)),),
+            **(defaults | options),
+        )
+    )
 
 
 def _implicit_max_dt(L, N, **_):
@@ -297,155 +319,98 @@ def _hyperbolic_max_dt(L, N, *, a):
     return 0.9 * 0.5 * (L / N) / a
 
 
-_U = (SavedField("u", 0, (0,)),)
-
-register_scenario(
-    Scenario(
-        name="heat",
-        description="1D heat equation u_t = k u_xx from sin x on the periodic "
-        "[0, 2π) (ProbConserv 'easy'); finite volumes, Crank–Nicolson",
-        num_spatial_dims=1,
-        make_stepper=lambda L, N, dt, *, k: PorousMedium(
-            1, L, N, dt, diffusivity=Constant(k), theta=0.5
-        ),
-        initial_condition=None,
-        exact=_exact(gpme.heat),
-        max_dt=_implicit_max_dt,
-        parameters={
-            "k": Parameter("1:5", 0.0, low_open=True, description="diffusivity k")
-        },
-        fields=_U,
-        domain_extent=2 * math.pi,
-        num_points=128,
-        num_steps=100,
-        frame_interval=0.01,
-    )
+_probconserv(
+    "heat",
+    "1D heat equation u_t = k u_xx from sin x on the periodic [0, 2π) (ProbConserv "
+    "'easy'); finite volumes, Crank–Nicolson",
+    lambda L, N, dt, *, k: PorousMedium(
+        1, L, N, dt, diffusivity=Constant(k), theta=0.5
+    ),
+    gpme.heat,
+    {"k": Parameter("1:5", 0.0, low_open=True, description="diffusivity k")},
+    boundary="periodic",
+    domain_extent=2 * math.pi,
 )
 
-register_scenario(
-    Scenario(
-        name="pme",
-        description="1D porous medium equation u_t = (u^m u_x)_x on [0, 1], inflow "
-        "u(0, t) = (m t)^(1/m), a unit-speed front (ProbConserv 'medium'); finite "
-        "volumes, backward Euler",
-        num_spatial_dims=1,
-        make_stepper=lambda L, N, dt, *, m: PorousMedium(
-            1,
-            L,
-            N,
-            dt,
-            diffusivity=PowerLaw(m),
-            left=Dirichlet(lambda t: gpme.pme_inflow(t, m=m)),
-            right=Dirichlet(0.0),
-        ),
-        initial_condition=None,
-        exact=_exact(gpme.pme),
-        max_dt=_implicit_max_dt,
-        parameters={
-            "m": Parameter(
-                "1:6", 0.0, low_open=True, description="exponent m of k = u^m"
-            )
-        },
-        fields=_U,
-        boundary="open",
-        num_points=128,
-        num_steps=100,
-        frame_interval=0.01,
-    )
+_probconserv(
+    "pme",
+    "1D porous medium equation u_t = (u^m u_x)_x on [0, 1], inflow u(0, t) = "
+    "(m t)^(1/m), a unit-speed front (ProbConserv 'medium'); finite volumes, "
+    "backward Euler",
+    lambda L, N, dt, *, m: PorousMedium(
+        1,
+        L,
+        N,
+        dt,
+        diffusivity=PowerLaw(m),
+        left=Dirichlet(lambda t: gpme.pme_inflow(t, m=m)),
+        right=Dirichlet(0.0),
+    ),
+    gpme.pme,
+    {"m": Parameter("1:6", 0.0, low_open=True, description="exponent m of k = u^m")},
 )
 
-register_scenario(
-    Scenario(
-        name="stefan",
-        description="1D one-phase Stefan problem, k = 1[u >= u*] on [0, 1], u(0, t) = "
-        "1: a front α√t where u jumps from u* to 0 (ProbConserv 'hard'); finite "
-        "volumes, backward Euler",
-        num_spatial_dims=1,
-        make_stepper=lambda L, N, dt, *, u_star: PorousMedium(
-            1,
-            L,
-            N,
-            dt,
-            diffusivity=Stefan(u_star),
-            left=Dirichlet(1.0),
-            right=Dirichlet(0.0),
-        ),
-        initial_condition=None,
-        exact=_exact(gpme.stefan),
-        max_dt=_implicit_max_dt,
-        parameters={
-            "u_star": Parameter(
-                "0.55:0.7", 0.0, 1.0, low_open=True, description="melting threshold u*"
-            )
-        },
-        fields=_U,
-        boundary="open",
-        num_points=128,
-        num_steps=100,
-        frame_interval=0.001,
-    )
+_probconserv(
+    "stefan",
+    "1D one-phase Stefan problem, k = 1[u >= u*] on [0, 1], u(0, t) = 1: a front "
+    "α√t where u jumps from u* to 0 (ProbConserv 'hard'); finite volumes, backward "
+    "Euler",
+    lambda L, N, dt, *, u_star: PorousMedium(
+        1,
+        L,
+        N,
+        dt,
+        diffusivity=Stefan(u_star),
+        left=Dirichlet(1.0),
+        right=Dirichlet(0.0),
+    ),
+    gpme.stefan,
+    {
+        "u_star": Parameter(
+            "0.55:0.7", 0.0, 1.0, low_open=True, description="melting threshold u*"
+        )
+    },
+    frame_interval=0.001,
 )
 
-register_scenario(
-    Scenario(
-        name="advection",
-        description="1D linear advection u_t + a u_x = 0 of a step on [0, 1], inflow "
-        "u(0, t) = 1 (ProbConserv, hyperbolic); MUSCL finite volumes, SSP-RK3",
-        num_spatial_dims=1,
-        make_stepper=lambda L, N, dt, *, a: ConservationLaw(
-            1,
-            L,
-            N,
-            dt,
-            flux="advection",
-            velocity=a,
-            left=Dirichlet(1.0),
-            right=Outflow(),
-            max_speed=None,  # dt from the largest a drawn (max_dt)
-        ),
-        initial_condition=None,
-        exact=_exact(gpme.advection),
-        max_dt=_hyperbolic_max_dt,
-        parameters={
-            "a": Parameter("1:5", 0.0, 5.0, low_open=True, description="velocity a")
-        },
-        fields=_U,
-        boundary="open",
-        num_points=128,
-        num_steps=100,
-        frame_interval=0.01,
-    )
+_probconserv(
+    "advection",
+    "1D linear advection u_t + a u_x = 0 of a step on [0, 1], inflow u(0, t) = 1 "
+    "(ProbConserv, hyperbolic); MUSCL finite volumes, SSP-RK3",
+    lambda L, N, dt, *, a: ConservationLaw(
+        1,
+        L,
+        N,
+        dt,
+        flux="advection",
+        velocity=a,
+        left=Dirichlet(1.0),
+        right=Outflow(),
+        max_speed=None,  # dt from the largest a drawn (max_dt)
+    ),
+    gpme.advection,
+    {"a": Parameter("1:5", 0.0, 5.0, low_open=True, description="velocity a")},
+    max_dt=_hyperbolic_max_dt,
 )
 
-register_scenario(
-    Scenario(
-        name="burgers-riemann",
-        description="1D inviscid Burgers on [-1, 1] from a compression ramp with "
-        "inflow u(-1, t) = a: a shock from t = 1/a (ProbConserv, hyperbolic); MUSCL "
-        "finite volumes, SSP-RK3",
-        num_spatial_dims=1,
-        make_stepper=lambda L, N, dt, *, a: ConservationLaw(
-            1,
-            L,
-            N,
-            dt,
-            flux="burgers",
-            left=Dirichlet(a),
-            right=Outflow(),
-            max_speed=None,
-        ),
-        initial_condition=None,
-        exact=_exact(gpme.burgers),
-        max_dt=_hyperbolic_max_dt,
-        parameters={
-            "a": Parameter("1:4", 0.0, 4.0, low_open=True, description="inflow state a")
-        },
-        fields=_U,
-        boundary="open",
-        domain_extent=2.0,
-        origin=-1.0,
-        num_points=128,
-        num_steps=100,
-        frame_interval=0.01,
-    )
+_probconserv(
+    "burgers-riemann",
+    "1D inviscid Burgers on [-1, 1] from a compression ramp with inflow u(-1, t) = "
+    "a: a shock from t = 1/a (ProbConserv, hyperbolic); MUSCL finite volumes, "
+    "SSP-RK3",
+    lambda L, N, dt, *, a: ConservationLaw(
+        1,
+        L,
+        N,
+        dt,
+        flux="burgers",
+        left=Dirichlet(a),
+        right=Outflow(),
+        max_speed=None,
+    ),
+    gpme.burgers,
+    {"a": Parameter("1:4", 0.0, 4.0, low_open=True, description="inflow state a")},
+    max_dt=_hyperbolic_max_dt,
+    domain_extent=2.0,
+    origin=-1.0,
 )
