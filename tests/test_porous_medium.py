@@ -135,6 +135,48 @@ def test_mass_balance_round_off(left, right):
     assert worst < 1e-14
 
 
+def test_mass_budget_gives_the_constraint_right_hand_side(getkey):
+    # b(t) from the boundary fluxes: the frames' mass to round-off, the exact mass
+    # curve to the scheme's first order (PME) or exactly (advection: the inflow
+    # a·1 per unit time is resolved exactly), and a ProbConserv right-hand side.
+    m, gaps = 2.0, []
+    for n in (64, 128):
+        pme = S.PorousMedium(
+            1,
+            1.0,
+            n,
+            0.5 / n,
+            diffusivity=S.PowerLaw(m),
+            left=S.Dirichlet(lambda t: exact.pme_inflow(t, m=m)),
+            right=S.Dirichlet(0.0),
+        )
+        frames, b = S.mass_budget(pme, jnp.zeros((1, n)), 8, save_every=n // 8)
+        assert frames.shape == (9, 1, n) and b.shape == (9,)
+        assert float(jnp.max(jnp.abs(jax.vmap(pme.mass)(frames) - b))) < 1e-14
+        t = jnp.linspace(0.0, 0.5, 9)
+        gaps.append(float(jnp.max(jnp.abs(b - exact.pme_mass(t, m=m)))))
+    assert gaps[1] < 0.6 * gaps[0] and gaps[1] < 2 / 128, gaps
+
+    advection = S.ConservationLaw(
+        1, 1.0, 64, 0.4 / 64, flux="advection", left=S.Dirichlet(1.0), right=S.Outflow()
+    )
+    u0 = exact.advection(advection.coordinates, 0.0, a=1.0)[None]
+    frames, b = S.mass_budget(advection, u0, 8, save_every=8)
+    t = jnp.linspace(0.0, 0.4, 9)
+    assert float(jnp.max(jnp.abs(b - exact.advection_mass(t, a=1.0)))) < 1e-14
+
+    # a noisy "prediction" of the frames, corrected to the budget
+    guess = frames[:, 0] + 0.05 * jax.random.normal(getkey(), frames[:, 0].shape)
+    G = dp.constraints.mass_weights(advection.coordinates, rule="cells")
+    variance = dp.constraints.Diagonal(jnp.full_like(guess, 0.01))
+    mean, _ = dp.constraints.ProbConserv(G)(guess, variance, b)
+    assert (
+        float(jnp.max(jnp.abs(dp.constraints.conservation_error(mean, G, b)))) < 1e-14
+    )
+    with pytest.raises(ValueError, match="needs a stepper with `step"):
+        S.mass_budget(S.BurgersSpectral(1, 1.0, 16, 0.01), jnp.zeros((1, 16)), 2)
+
+
 def test_hyperbolic_cases():
     # Advection of the ProbConserv step and the Burgers ramp to its shock: L1
     # convergence, the exact mass curve, and the shock position.

@@ -14,7 +14,7 @@ from ._boundary import (
     Periodic as Periodic,
 )
 from ._conservation_law import ConservationLaw as ConservationLaw
-from ._rollout import rollout as rollout
+from ._rollout import mass_budget as mass_budget, rollout as rollout
 from .burgers import (
     BurgersFV as BurgersFV,
     BurgersImplicit as BurgersImplicit,

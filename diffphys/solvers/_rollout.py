@@ -3,6 +3,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.lax as lax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from .._custom_types import Field, ScalarLike, Trajectory
 
@@ -80,3 +81,60 @@ def rollout(
             "for the first non-finite frame.",
         )
     return frames
+
+
+def mass_budget(
+    stepper,
+    u0: Field,
+    num_steps: int,
+    *,
+    t0: ScalarLike = 0.0,
+    save_every: int = 1,
+    throw: bool = True,
+) -> tuple[Trajectory, Float[Array, " T"]]:
+    """Roll out a conservative stepper and account for its boundary fluxes: the
+    right-hand side `b(t)` of a mass constraint `G u = b` where no closed-form mass
+    curve exists (any diffusivity, any boundary data).
+
+    **Arguments:** as `rollout`; `stepper` has `step(u, t) -> (u_next, inflow)` and
+    `mass(u)` (`PorousMedium`, `ConservationLaw`).
+
+    **Returns:** `(frames, b)`: the trajectory `(T + 1, C, N)` and `b`, shape
+    `(T + 1,)`: `mass(u0)` plus the mass that entered through the ends up to each
+    frame. The scheme is conservative, so `mass(frames[k]) == b[k]` to round-off;
+    pair `b` with `dp.constraints.mass_weights(x, rule="cells")` to constrain a
+    learned model to the solver's budget.
+    """
+    if not (hasattr(stepper, "step") and hasattr(stepper, "mass")):
+        raise ValueError(
+            "mass_budget needs a stepper with `step(u, t) -> (u_next, inflow)` and "
+            f"`mass(u)` (PorousMedium, ConservationLaw); got {type(stepper).__name__}."
+        )
+    if num_steps < 0 or save_every < 1:
+        raise ValueError(
+            f"`num_steps` must be >= 0 and `save_every` >= 1, got {num_steps} and "
+            f"{save_every}."
+        )
+
+    def step(carry, _):
+        u, t, entered = carry
+        u_next, inflow = stepper.step(u, t)
+        return (u_next, t + stepper.dt, entered + jnp.sum(inflow)), None
+
+    def saved_step(carry, _):
+        carry, _ = lax.scan(step, carry, length=save_every)
+        return carry, (carry[0], carry[2])
+
+    mass0 = stepper.mass(u0)
+    start = (u0, jnp.asarray(t0, u0.dtype), jnp.zeros((), mass0.dtype))
+    _, (frames, entered) = lax.scan(saved_step, start, length=num_steps)
+    frames = jnp.concatenate([u0[None], frames])
+    budget = mass0 + jnp.concatenate([jnp.zeros((1,), entered.dtype), entered])
+    if throw:
+        frames = eqx.error_if(
+            frames,
+            ~jnp.all(jnp.isfinite(frames)),
+            "mass_budget: the rollout produced NaN or inf (reduce dt, or check the "
+            "initial state).",
+        )
+    return frames, budget
