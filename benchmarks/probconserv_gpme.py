@@ -104,11 +104,10 @@ def evaluate(name, model, scale_t, u, p, x, t):
     var = jnp.exp(jnp.maximum(log_var, -14.0))
     b = jnp.broadcast_to(mass(ts, jnp.asarray(p)), p.shape)
     truth = jnp.asarray(u[:, j])
+    mu_pc, cov_pc = dp.constraints.ProbConserv(g)(mu, dp.constraints.Diagonal(var), b)
     outputs = {
         "unconstrained": (mu, var),
-        "ProbConserv": (lambda m, c: (m, c.variance))(
-            *dp.constraints.ProbConserv(g)(mu, dp.constraints.Diagonal(var), b)
-        ),
+        "ProbConserv": (mu_pc, cov_pc.variance),
         "HardProjection": (dp.constraints.HardProjection(g).project(mu, b), var),
     }
     rows = {}

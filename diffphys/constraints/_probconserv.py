@@ -190,7 +190,7 @@ class ProbConserv(AbstractConstraint):
             out = (
                 Full(cov.reshape(batch + (n, n)))
                 if self.full_covariance
-                else (Diagonal(cov.reshape(mean.shape)))
+                else Diagonal(cov.reshape(mean.shape))
             )
             return mu.reshape(mean.shape), out
         if isinstance(covariance, Full):
@@ -282,10 +282,7 @@ def conservation_error(u: ArrayLike, G: ArrayLike, b: ArrayLike) -> Array:
     """`G u - b` per slice: `u` is `(..., n)`, `G` a row `(n,)` (result `(...)`)
     or a matrix `(m, n)` (result `(..., m)`)."""
     u, G = jnp.asarray(u), jnp.asarray(G)
-    b = jnp.asarray(b, u.dtype)
-    if G.ndim == 1:
-        return u @ G.astype(u.dtype) - b
-    return u @ G.T.astype(u.dtype) - b
+    return u @ G.T.astype(u.dtype) - jnp.asarray(b, u.dtype)  # G.T is G for a row
 
 
 def mass_weights(x: ArrayLike, *, rule: str = "trapezoid") -> Array:

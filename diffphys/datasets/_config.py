@@ -66,12 +66,16 @@ class GenerationConfig(eqx.Module):
     @classmethod
     def from_dict(cls, data: dict) -> "GenerationConfig":
         fields = {f.name for f in dataclasses.fields(cls)}
-        if set(data) - {"source"} != fields - {"source"}:
+        # Fields with a default (added later, e.g. `source`) may be absent in the
+        # configs of older datasets.
+        required = {
+            f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+        }
+        if not required <= set(data) <= fields:
             raise ValueError(
                 f"Config keys {sorted(data)} differ from {sorted(fields)}."
             )
         data = dict(data)
-        data.setdefault("source", "solver")  # datasets written before `source`
         data["split"] = tuple(data["split"])
         data["params"] = tuple(sorted(data["params"].items()))
         return cls(**data)

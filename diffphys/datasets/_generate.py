@@ -14,9 +14,9 @@ import numpy as np
 import yaml
 
 from .._progress import progress_bar
-from ..solvers import rollout
 from . import _stats
 from ._config import GenerationConfig, Shard, SPLITS
+from ._scenarios import rollout_from_zero
 from ._well import create_shard_file
 
 
@@ -175,15 +175,11 @@ def _batch_function(config: GenerationConfig) -> Callable:
             else:
                 u0 = sc.initial_condition(N, key=k_ic)
             stepper = sc.make_stepper(L, N, dt, **params)
-            traj = rollout(
+            traj = rollout_from_zero(
                 stepper,
                 jnp.asarray(u0, dtype),
                 config.num_steps,
                 save_every=config.save_every,
-                # From t = 0 for time-dependent boundary data; a stepper without a
-                # `dt` (a plain callable) is stepped without time.
-                t0=jnp.zeros((), dtype) if hasattr(stepper, "dt") else None,
-                throw=False,
             )
         params["_finite"] = jnp.all(jnp.isfinite(traj))
         fields, moments = {}, {}

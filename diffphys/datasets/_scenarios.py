@@ -6,7 +6,8 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 
-from ..solvers import ConservationLaw, Dirichlet, Outflow, PorousMedium
+from ..solvers import ConservationLaw, Dirichlet, Outflow, PorousMedium, rollout
+from ..solvers._boundary import cell_centres
 from ..solvers.burgers import BurgersFV, BurgersSpectral
 from ..solvers.porous_medium import Constant, exact as gpme, PowerLaw, Stefan
 from ._initial_conditions import RandomTruncatedFourier, SineSum
@@ -107,11 +108,9 @@ class Scenario(eqx.Module):
 
     def coordinates(self, num_points: int, domain_extent: float | None = None):
         """The grid points along each axis (NumPy, float64)."""
-        import numpy as np
-
         length = self.domain_extent if domain_extent is None else domain_extent
-        offset = 0.0 if self.boundary == "periodic" else 0.5
-        return self.origin + (np.arange(num_points) + offset) * length / num_points
+        periodic = self.boundary == "periodic"
+        return self.origin + cell_centres(num_points, length, periodic)
 
     @property
     def num_channels(self) -> int:
@@ -129,6 +128,14 @@ class Scenario(eqx.Module):
         sampler = parse_sampler(parameter.default if spec is None else spec)
         parameter.check(name, sampler)
         return sampler
+
+
+def rollout_from_zero(stepper, u0, num_steps: int, *, save_every: int = 1):
+    """A scenario stepper's trajectory whose first frame is the dataset's `t = 0`
+    (read by time-dependent boundary data); a stepper without a `dt` (a plain
+    callable) is stepped without time. NaN/inf are left to the caller."""
+    t0 = jnp.zeros((), u0.dtype) if hasattr(stepper, "dt") else None
+    return rollout(stepper, u0, num_steps, save_every=save_every, t0=t0, throw=False)
 
 
 _REGISTRY: dict[str, Scenario] = {}
@@ -280,7 +287,7 @@ register_scenario(
 # generator. Each has a closed form (`--source exact`) and a solver.
 
 
-def _probconserv(name, description, make_stepper, exact, parameter, **options):
+def _probconserv(name, description, make_stepper, exact, parameters, **options):
     """Register one instance: 1D, 128 cells, 100 frames, field `u`, open ends
     unless `options` say otherwise; `exact(x, t, **params)` is its closed form."""
 
@@ -302,7 +309,7 @@ def _probconserv(name, description, make_stepper, exact, parameter, **options):
             make_stepper=make_stepper,
             initial_condition=None,
             exact=field,
-            parameters=parameter,
+            parameters=parameters,
             fields=(SavedField("u", 0, (0,)),),
             **(defaults | options),
         )

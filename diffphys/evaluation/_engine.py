@@ -12,6 +12,7 @@ import numpy as np
 from ..datasets import GenerationConfig, get_scenario, open as open_split
 from ..datasets._config import steps_per_frame
 from ..datasets._generate import memory_budget
+from ..datasets._scenarios import rollout_from_zero
 from ..solvers import rollout
 from . import _metrics
 
@@ -150,14 +151,8 @@ class SolverBaseline(AbstractModel):
 
         def fn(u0, params):
             stepper = sc.make_stepper(config.domain_extent, n, dt, **params)
-            # Frames start at the dataset's t = 0 (time-dependent boundary data).
-            coarse = rollout(
-                stepper,
-                resample(u0, n),
-                steps,
-                save_every=every,
-                t0=jnp.zeros((), u0.dtype) if hasattr(stepper, "dt") else None,
-                throw=False,
+            coarse = rollout_from_zero(
+                stepper, resample(u0, n), steps, save_every=every
             )
             return jax.vmap(lambda u: resample(u, config.num_points))(coarse)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
 from .._custom_types import Array, ArrayLike, Scalar, ScalarLike
 
@@ -78,8 +79,8 @@ def check_boundaries(left, right, allowed: tuple[type, ...], solver: str) -> boo
     return periodic[0]
 
 
-def cell_centres(num_points: int, domain_extent: float, periodic: bool):
-    """Cell centres of the finite-volume grids: `i h` on a periodic domain (the
-    periodic-grid convention), `(i + ½) h` on `[0, L]` otherwise."""
+def cell_centres(num_points: int, domain_extent: float, periodic: bool) -> np.ndarray:
+    """Cell centres of the finite-volume grids (NumPy, float64): `i h` on a periodic
+    domain (the periodic-grid convention), `(i + ½) h` on `[0, L]` otherwise."""
     offset = 0.0 if periodic else 0.5
-    return (jnp.arange(num_points, dtype=float) + offset) * domain_extent / num_points
+    return (np.arange(num_points) + offset) * domain_extent / num_points

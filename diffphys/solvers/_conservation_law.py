@@ -7,13 +7,17 @@ import jax.numpy as jnp
 from .._custom_types import Array, ArrayLike, Field, Float, ScalarLike
 from ._boundary import (
     BoundaryCondition,
-    cell_centres,
     check_boundaries,
     Dirichlet,
     Outflow,
     Periodic,
 )
-from ._finite_volume import check_limiter, rusanov_fluxes
+from ._finite_volume import (
+    AbstractFiniteVolume1D,
+    check_limiter,
+    rusanov_fluxes,
+    ssp_rk3,
+)
 from .burgers._common import check_grid, check_state
 
 
@@ -21,7 +25,7 @@ _MAX_COURANT = 0.5
 _FLUXES = ("advection", "burgers")
 
 
-class ConservationLaw(eqx.Module):
+class ConservationLaw(AbstractFiniteVolume1D):
     """A 1D scalar conservation law `u_t + f(u)_x = 0` by MUSCL finite volumes and
     SSP-RK3, with inflow/outflow or periodic ends: linear advection `f = a u` and
     inviscid Burgers `f = u²/2` (the hyperbolic ProbConserv instances).
@@ -106,15 +110,6 @@ class ConservationLaw(eqx.Module):
         self.left = left
         self.right = right
 
-    @property
-    def cell_width(self) -> float:
-        return self.domain_extent / self.num_points
-
-    @property
-    def coordinates(self) -> Float[Array, " N"]:
-        """The cell centres."""
-        return cell_centres(self.num_points, self.domain_extent, self.periodic)
-
     def _flux(self) -> tuple[Callable, Callable]:
         if self.flux_name == "burgers":
             return (lambda u: 0.5 * u**2), jnp.abs
@@ -143,28 +138,13 @@ class ConservationLaw(eqx.Module):
             )
         return rusanov_fluxes(padded, *self._flux(), self.limiter)
 
-    def mass(self, u: Field) -> Array:
-        """`h Σ u_i`."""
-        return self.cell_width * jnp.sum(u)
-
     def step(self, u: Field, t: ScalarLike = 0.0) -> tuple[Field, Float[Array, "2"]]:
         """One SSP-RK3 step. **Returns:** `(u⁺, inflow)` with `inflow` the mass that
         entered through (left, right) over the step; `mass(u⁺) - mass(u) ==
         inflow.sum()` to round-off."""
         check_state(u, 1, self.num_points)
-        dt, h = self.dt, self.cell_width
 
-        def rate(v, time):
-            flux = self.fluxes(v, time)
-            return -jnp.diff(flux)[None] / h, jnp.stack([flux[0], -flux[-1]])
-
-        r0, q0 = rate(u, t)
-        u1 = u + dt * r0
-        r1, q1 = rate(u1, t + dt)
-        u2 = 0.75 * u + 0.25 * (u1 + dt * r1)
-        r2, q2 = rate(u2, t + dt / 2)
-        u_next = u / 3 + 2 / 3 * (u2 + dt * r2)
-        return u_next, dt * (q0 / 6 + q1 / 6 + 2 * q2 / 3)
+        return ssp_rk3(self._rate, u, t, self.dt)
 
     def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
         return self.step(u, t)[0]

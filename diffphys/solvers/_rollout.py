@@ -39,11 +39,7 @@ def rollout(
     The trajectory, shape `(T, C, *N)` with `T = num_steps (+ 1)`. Batch with
     `jax.vmap(lambda u: rollout(stepper, u, n))`.
     """
-    if num_steps < 0:
-        raise ValueError(f"`num_steps` must be >= 0, got {num_steps}.")
-    if save_every < 1:
-        raise ValueError(f"`save_every` must be >= 1, got {save_every}.")
-
+    _check_steps(num_steps, save_every)
     if t0 is None:
 
         def step(u, _):
@@ -60,27 +56,45 @@ def rollout(
 
         start = (u0, jnp.asarray(t0, u0.dtype))
 
-    def saved_step(carry, _):
-        if save_every == 1:
-            carry, _ = step(carry, None)
-        else:
-            carry, _ = lax.scan(step, carry, length=save_every)
-        return carry, carry if t0 is None else carry[0]
-
-    _, frames = lax.scan(saved_step, start, length=num_steps)
+    frames = _saved_frames(
+        step, start, num_steps, save_every, lambda c: c if t0 is None else c[0]
+    )
     if include_init:
         frames = jnp.concatenate([u0[None], frames])
     if throw:
-        finite = jnp.all(jnp.isfinite(frames.reshape(frames.shape[0], -1)), axis=1)
-        frames = eqx.error_if(
+        frames = _check_finite(
             frames,
-            ~jnp.all(finite),
             "The rollout produced NaN or inf. The time step is likely unstable for "
             "this state (reduce dt, raise the viscosity, or bound |u| lower), or the "
             "initial state holds NaN/inf. Call rollout(..., throw=False) and look "
             "for the first non-finite frame.",
         )
     return frames
+
+
+def _check_steps(num_steps: int, save_every: int) -> None:
+    if num_steps < 0:
+        raise ValueError(f"`num_steps` must be >= 0, got {num_steps}.")
+    if save_every < 1:
+        raise ValueError(f"`save_every` must be >= 1, got {save_every}.")
+
+
+def _saved_frames(step, start, num_steps: int, save_every: int, saved: Callable):
+    """`saved(carry)` after every `save_every` applications of the scan body
+    `step`, `num_steps` times."""
+
+    def saved_step(carry, _):
+        if save_every == 1:
+            carry, _ = step(carry, None)
+        else:
+            carry, _ = lax.scan(step, carry, length=save_every)
+        return carry, saved(carry)
+
+    return lax.scan(saved_step, start, length=num_steps)[1]
+
+
+def _check_finite(frames, message: str):
+    return eqx.error_if(frames, ~jnp.all(jnp.isfinite(frames)), message)
 
 
 def mass_budget(
@@ -110,30 +124,23 @@ def mass_budget(
             "mass_budget needs a stepper with `step(u, t) -> (u_next, inflow)` and "
             f"`mass(u)` (PorousMedium, ConservationLaw); got {type(stepper).__name__}."
         )
-    if num_steps < 0 or save_every < 1:
-        raise ValueError(
-            f"`num_steps` must be >= 0 and `save_every` >= 1, got {num_steps} and "
-            f"{save_every}."
-        )
+    _check_steps(num_steps, save_every)
 
     def step(carry, _):
         u, t, entered = carry
         u_next, inflow = stepper.step(u, t)
         return (u_next, t + stepper.dt, entered + jnp.sum(inflow)), None
 
-    def saved_step(carry, _):
-        carry, _ = lax.scan(step, carry, length=save_every)
-        return carry, (carry[0], carry[2])
-
     mass0 = stepper.mass(u0)
     start = (u0, jnp.asarray(t0, u0.dtype), jnp.zeros((), mass0.dtype))
-    _, (frames, entered) = lax.scan(saved_step, start, length=num_steps)
+    frames, entered = _saved_frames(
+        step, start, num_steps, save_every, lambda c: (c[0], c[2])
+    )
     frames = jnp.concatenate([u0[None], frames])
     budget = mass0 + jnp.concatenate([jnp.zeros((1,), entered.dtype), entered])
     if throw:
-        frames = eqx.error_if(
+        frames = _check_finite(
             frames,
-            ~jnp.all(jnp.isfinite(frames)),
             "mass_budget: the rollout produced NaN or inf (reduce dt, or check the "
             "initial state).",
         )

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from ..._custom_types import Array, ArrayLike, Field, Scalar, ScalarLike
-from .._finite_volume import check_limiter, rusanov_fluxes
+from .._finite_volume import check_limiter, rusanov_fluxes, ssp_rk3
 from ._common import check_grid, check_state, check_viscosity, forcing_at
 
 
@@ -94,13 +94,10 @@ class BurgersFV(eqx.Module):
         """One SSP-RK3 step from `u` at time `t` (only a time-dependent forcing reads
         `t`)."""
         check_state(u, 1, self.num_points)
-        dt = self.dt
 
-        def euler(v, time):
-            rate = self.rhs(v[0])[None]
+        def rate(v, time):
+            r = self.rhs(v[0])[None]
             f = forcing_at(self.forcing, time, u)
-            return v + dt * (rate if f is None else rate + f)
+            return (r if f is None else r + f), None
 
-        u1 = euler(u, t)
-        u2 = 0.75 * u + 0.25 * euler(u1, t + dt)
-        return u / 3 + 2 / 3 * euler(u2, t + dt / 2)
+        return ssp_rk3(rate, u, t, self.dt)[0]

@@ -7,17 +7,17 @@ from ... import implicit
 from ..._custom_types import Array, Field, Float, ScalarLike
 from .._boundary import (
     BoundaryCondition,
-    cell_centres,
     check_boundaries,
     Dirichlet,
     Neumann,
     Periodic,
 )
+from .._finite_volume import AbstractFiniteVolume1D
 from ..burgers._common import check_grid, check_state
 from ._diffusivity import AbstractDiffusivity, as_diffusivity, Constant
 
 
-class PorousMedium(eqx.Module):
+class PorousMedium(AbstractFiniteVolume1D):
     """The generalized porous medium equation `u_t = ∂_x(k(u) ∂_x u)` in 1D by
     conservative cell-centred finite volumes and an implicit θ-scheme, each step a
     differentiable Newton solve.
@@ -115,15 +115,6 @@ class PorousMedium(eqx.Module):
         self.left = left
         self.right = right
 
-    @property
-    def cell_width(self) -> float:
-        return self.domain_extent / self.num_points
-
-    @property
-    def coordinates(self) -> Float[Array, " N"]:
-        """The cell centres."""
-        return cell_centres(self.num_points, self.domain_extent, self.periodic)
-
     def fluxes(self, u: Field, t: ScalarLike = 0.0) -> Float[Array, " faces"]:
         """The fluxes `F` (positive towards `+x`) at the `N + 1` faces, the two ends
         included (equal when periodic)."""
@@ -143,15 +134,6 @@ class PorousMedium(eqx.Module):
         else:
             last = -right.at(t, u.dtype)
         return jnp.concatenate([first[None], interior, last[None]])
-
-    def _rate(self, u, t):
-        flux = self.fluxes(u, t)
-        inflow = jnp.stack([flux[0], -flux[-1]])
-        return -jnp.diff(flux)[None] / self.cell_width, inflow
-
-    def mass(self, u: Field) -> Array:
-        """`h Σ u_i`, the total mass of the cell averages."""
-        return self.cell_width * jnp.sum(u)
 
     def _residual(self, y, args):
         explicit, t_next, scale = args

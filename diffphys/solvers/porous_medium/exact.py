@@ -27,6 +27,12 @@ from jax.scipy.special import erf, gammaln
 from ..._custom_types import Array, ArrayLike
 
 
+def _positive_power(v: Array, p) -> Array:
+    """`(v₊)^p`, with a finite gradient where `v <= 0` (the support's edge)."""
+    positive = v > 0
+    return jnp.where(positive, jnp.where(positive, v, 1.0) ** p, 0.0)
+
+
 def heat(x: ArrayLike, t: ArrayLike, *, k) -> Array:
     """`u = e^{-kt} sin x` on the periodic `[0, 2π)`."""
     return jnp.exp(-k * jnp.asarray(t)) * jnp.sin(x)
@@ -39,9 +45,7 @@ def heat_mass(t: ArrayLike, *, k) -> Array:
 
 def pme(x: ArrayLike, t: ArrayLike, *, m) -> Array:
     """`u = (m (t - x)₊)^{1/m}`: a front at `x = t` moving at unit speed."""
-    gap = jnp.maximum(jnp.asarray(t) - jnp.asarray(x), 0.0)
-    positive = gap > 0
-    return jnp.where(positive, (m * jnp.where(positive, gap, 1.0)) ** (1 / m), 0.0)
+    return _positive_power(m * (jnp.asarray(t) - jnp.asarray(x)), 1 / m)
 
 
 def pme_inflow(t: ArrayLike, *, m) -> Array:
@@ -152,11 +156,8 @@ def barenblatt(x: ArrayLike, t: ArrayLike, *, m, C) -> Array:
     """
     beta, kappa = _barenblatt_constants(m)
     s = jnp.asarray(t) / (m + 1)
-    core = jnp.maximum(C - kappa * jnp.asarray(x) ** 2 * s ** (-2 * beta), 0.0)
-    positive = core > 0
-    return jnp.where(positive, jnp.where(positive, core, 1.0) ** (1 / m), 0.0) * s ** (
-        -beta
-    )
+    core = C - kappa * jnp.asarray(x) ** 2 * s ** (-2 * beta)
+    return _positive_power(core, 1 / m) * s ** (-beta)
 
 
 def barenblatt_front(t: ArrayLike, *, m, C) -> Array:
