@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 import diffphys as dp
-from diffphys.datasets import _generate
+from diffphys.datasets import _compute
 
 
 def main():
@@ -41,9 +41,9 @@ def main():
         num_steps=opts.num_steps,
         split="1,0,0",
     )
-    fn = _generate._batch_function(config)
+    fn = _compute.batch_function(config)
     shards = config.shards()
-    plans = [_generate.batch_plan(config, s.start, s.stop) for s in shards]
+    plans = [_compute.batch_plan(config, s.start, s.stop) for s in shards]
 
     def bare():
         with config.numerics():

@@ -89,13 +89,13 @@ def main():
     generation_s = time.perf_counter() - start
 
     common = dict(
-        steps=steps,
+        num_train_steps=steps,
         batch_size=batch,
         width=width,
         modes=modes,
         num_layers=4,
         learning_rate=1e-3,
-        valid_steps=min(50, frames),
+        valid_num_steps=min(50, frames),
     )
     fno_params = dp.operators.count_parameters(
         dp.training.build_model(dp.training.TrainConfig(**common), config, tau=0.1)
@@ -121,9 +121,9 @@ def main():
         run = root / f"run-{name}"
         summary = dp.training.train(
             train_config, data, run, overwrite=True, progress=False
-        )
+        ).summary
         model = dp.training.load_run(run, name=name)
-        evaluation = dp.evaluation.evaluate(model, data, split="test", steps=frames)
+        evaluation = dp.evaluation.evaluate(model, data, split="test", num_steps=frames)
         median = np.median(evaluation.metrics["nrmse"], axis=0)
         headline = evaluation.summary()
         results[name] = {

@@ -1,7 +1,8 @@
 """diffphys: differentiable physics and PDE solvers in JAX.
 
-Areas (see DESIGN.md): `implicit` (implicit-differentiation layers), `solvers`,
-`operators`, `constraints`, `datasets`, `training`, `evaluation`, `cli`.
+Areas: `implicit` (implicit-differentiation layers), `solvers`, `operators`,
+`constraints`, `datasets`, `training`, `evaluation`, `cli`; docs/architecture.md
+draws their layers and the abstract bases.
 """
 
 import importlib.metadata

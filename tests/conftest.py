@@ -1,6 +1,23 @@
-import jax
-import jax.random as jr
-import pytest
+import os
+import pathlib
+
+
+# One persistent XLA compilation cache for every process of a test run: the xdist
+# workers, the notebooks' kernels and the CLI subprocesses (which inherit the
+# environment) compile a function once between them instead of once each. Set
+# before JAX is imported, which reads these at import.
+_CACHE = pathlib.Path(__file__).resolve().parents[1] / ".jax_cache"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The suite's grids are tiny, so its time is XLA compilation, not execution: LLVM's
+# cheapest optimisation level compiles about a fifth faster (measured on the demo
+# test: 56 s -> 45 s) and changes no IEEE semantics. Benchmarks never set it.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
+import jax  # noqa: E402
+import jax.random as jr  # noqa: E402
+import pytest  # noqa: E402
 
 
 jax.config.update("jax_enable_x64", True)

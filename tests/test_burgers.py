@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import central_difference, relative_error
 
 import diffphys as dp
 from diffphys.solvers.burgers import exact
@@ -223,75 +222,6 @@ def test_time_dependent_forcing_keeps_the_order(name, order):
     errors = [error(level) for level in range(3)]
     slope = -_slope([1, 2, 4], errors)
     assert slope > order - 0.3, (errors, slope)
-
-
-# One list of all Burgers steppers for the cross-cutting tests: (name, factory
-# viscosity -> stepper, number of steps).
-STEPPERS = [
-    (
-        "spectral",
-        lambda nu: dp.solvers.BurgersSpectral(
-            1, L, 32, 0.05, viscosity=nu, max_speed=1.5
-        ),
-        10,
-    ),
-    (
-        "spectral-etdrk4",
-        lambda nu: dp.solvers.BurgersSpectral(
-            1, L, 32, 0.05, viscosity=nu, order=4, max_speed=1.5
-        ),
-        10,
-    ),
-    (
-        "fv",
-        lambda nu: dp.solvers.BurgersFV(1, L, 32, 0.02, viscosity=nu, max_speed=1.5),
-        10,
-    ),
-    (
-        "implicit",
-        lambda nu: dp.solvers.BurgersImplicit(1, L, 32, 0.05, viscosity=nu),
-        10,
-    ),
-]
-
-
-def _final_loss(make, steps):
-    weights = jnp.cos(jnp.arange(32, dtype=float) * L / 32)
-
-    def loss(nu, u0):
-        traj = dp.solvers.rollout(make(nu), u0, steps)
-        return jnp.sum(weights * traj[-1, 0] ** 2)
-
-    return loss
-
-
-@pytest.mark.parametrize("name,make,steps", STEPPERS, ids=[s[0] for s in STEPPERS])
-def test_gradients_wrt_viscosity_and_initial_state(name, make, steps, getkey):
-    loss = _final_loss(make, steps)
-    nu = jnp.array(NU)
-    u0 = _cole_hopf(32, 0.0)[None]
-    g_nu, g_u0 = eqx.filter_jit(jax.grad(loss, argnums=(0, 1)))(nu, u0)
-    fd_nu = central_difference(lambda v: loss(v, u0), nu, jnp.array(1.0))
-    assert relative_error(g_nu, fd_nu) < 1e-5
-    direction = jax.random.normal(getkey(), u0.shape)
-    fd_u0 = central_difference(lambda v: loss(nu, v), u0, direction)
-    assert relative_error(jnp.vdot(g_u0, direction), fd_u0) < 1e-5
-
-
-@pytest.mark.parametrize("name,make,steps", STEPPERS, ids=[s[0] for s in STEPPERS])
-def test_jit_vmap_and_float32(name, make, steps):
-    stepper = make(NU)
-    batch = jnp.stack([_cole_hopf(32, 0.0, b=b)[None] for b in (0.3, 0.6, 0.8)])
-    batched = jax.jit(jax.vmap(lambda u: dp.solvers.rollout(stepper, u, steps)))(batch)
-    single = dp.solvers.rollout(stepper, batch[1], steps)
-    assert jnp.allclose(batched[1], single, rtol=1e-10, atol=1e-12)
-    low = dp.solvers.rollout(stepper, batch[1].astype(jnp.float32), steps)
-    assert low.dtype == jnp.float32
-    assert jnp.allclose(low.astype(single.dtype), single, atol=1e-4)
-    # Parameter ensembles: vmap over the constructor.
-    many = eqx.filter_vmap(make)(jnp.array([0.08, 0.1]))
-    outs = eqx.filter_vmap(lambda s: dp.solvers.rollout(s, batch[1], steps))(many)
-    assert jnp.allclose(outs[1], single, rtol=1e-10, atol=1e-12)
 
 
 BAD = {

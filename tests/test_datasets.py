@@ -459,7 +459,7 @@ def test_a_blow_up_names_the_trajectory_and_leaves_no_visible_file(tmp_path):
     config = dp.datasets.make_config(
         "test-explodes", num_samples=4, num_points=32, num_steps=3
     )
-    with pytest.raises(ValueError, match="Trajectory 0 blew up.*lower --dt"):
+    with pytest.raises(ValueError, match="Trajectory 0 blew up.*lower `dt`"):
         dp.datasets.generate(config, tmp_path / "ds")
     assert _shard_files(tmp_path / "ds") == []
     with pytest.raises(ValueError, match="already registered"):

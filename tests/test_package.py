@@ -119,6 +119,32 @@ def test_cli_bad_input_is_one_line_and_nonzero(args, message):
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("diffphys:")
 
 
+def test_library_errors_name_arguments_and_the_cli_its_options():
+    # The library speaks Python (`dt=`, `overwrite=True`), never a flag ...
+    with pytest.raises(ValueError, match="use `dt=") as error:
+        dp.datasets.make_config("burgers", dt=1.0)
+    assert "--" not in str(error.value)
+    with pytest.raises(ValueError, match="`learning_rate` must be > 0"):
+        dp.training.TrainConfig(learning_rate=-1.0)
+    # ... and the command line rewrites each argument into the running command's
+    # option, under its own name where the two differ.
+    from diffphys.cli._app import as_flags
+
+    message = "use `dt=0.01` or less, or raise `save_every`; pass `overwrite=True`"
+    assert as_flags(message, "generate") == (
+        "use --dt 0.01 or less, or raise --save-every; pass --overwrite"
+    )
+    assert as_flags("`num_train_steps` and `learning_rate`", "train") == (
+        "--steps and --lr"
+    )
+    assert as_flags("`num_steps` must be in 1..12", "evaluate") == (
+        "--steps must be in 1..12"
+    )
+    assert (
+        as_flags("`num_steps` is unknown here", None) == "`num_steps` is unknown here"
+    )
+
+
 def test_cli_demo_writes_its_files(tmp_path):
     out = _run(
         "demo",

@@ -52,7 +52,11 @@ def _log(run):
         dict(mode="sup-3", tbptt=2),
         dict(mode="div-3"),
         # a spectral solver on half the grid: its truncation error is what to learn
-        dict(mode="correction-2", solver="solver:burgers:num_points=16", steps=120),
+        dict(
+            mode="correction-2",
+            solver="solver:burgers:num_points=16",
+            num_train_steps=120,
+        ),
         dict(mode="one", jaws=True, jaws_weight=1e-3),
         dict(mode="sup-2", spectral_penalty=1e-2, model="dymixop"),
     ],
@@ -61,10 +65,10 @@ def _log(run):
 def test_each_mode_reduces_the_loss_on_one_trajectory(
     one_trajectory, tmp_path, options
 ):
-    options = {"steps": 60, **options}
+    options = {"num_train_steps": 60, **options}
     config = dp.training.TrainConfig(validate_every=30, **TINY, **options)
     run = tmp_path / "run"
-    summary = dp.training.train(config, one_trajectory, run, progress=False)
+    summary = dp.training.train(config, one_trajectory, run, progress=False).summary
     losses = [e["data_loss"] for e in _log(run) if "data_loss" in e]
     assert summary["finished"] and np.all(np.isfinite(losses))
     # the untrained model is the identity (or the coarse solver): the first loss
@@ -86,10 +90,12 @@ def test_constrained_training_learns_and_every_rolled_out_frame_keeps_the_mass(
     falls, and the trained run's rollout keeps the initial mass (periodic Burgers
     conserves it) to float32 round-off, frame after frame."""
     config = dp.training.TrainConfig(
-        steps=60, validate_every=30, mode="one", **TINY, **options
+        num_train_steps=60, validate_every=30, mode="one", **TINY, **options
     )
     run = tmp_path / "run"
-    assert dp.training.train(config, one_trajectory, run, progress=False)["finished"]
+    assert dp.training.train(config, one_trajectory, run, progress=False).summary[
+        "finished"
+    ]
     losses = [e["data_loss"] for e in _log(run) if "data_loss" in e]
     assert np.mean(losses[-5:]) < 0.5 * losses[0], losses
     model = dp.training.load_run(run, which="last")
@@ -147,15 +153,17 @@ def test_correction_gradient_through_an_implicit_step_matches_finite_differences
 
 def test_checkpoints_resume_exactly_and_load_for_evaluation(one_trajectory, tmp_path):
     config = dp.training.TrainConfig(
-        steps=8, validate_every=3, mode="sup-2", jaws=True, **TINY
+        num_train_steps=8, validate_every=3, mode="sup-2", jaws=True, **TINY
     )
     straight, pieces = tmp_path / "straight", tmp_path / "pieces"
-    full = dp.training.train(config, one_trajectory, straight, progress=False)
+    full = dp.training.train(config, one_trajectory, straight, progress=False).summary
     # interrupted after step 3 (a checkpoint), then resumed by the same call
-    part = dp.training.train(config, one_trajectory, pieces, until=3, progress=False)
+    part = dp.training.train(
+        config, one_trajectory, pieces, until=3, progress=False
+    ).summary
     assert not part["finished"] and part["step"] == 3
     assert not (pieces / "summary.json").exists()
-    resumed = dp.training.train(config, one_trajectory, pieces, progress=False)
+    resumed = dp.training.train(config, one_trajectory, pieces, progress=False).summary
     assert resumed["finished"] and resumed["step"] == 8
     for name in ("checkpoint.eqx", "best.eqx"):
         assert (straight / name).read_bytes() == (pieces / name).read_bytes(), name
@@ -165,7 +173,7 @@ def test_checkpoints_resume_exactly_and_load_for_evaluation(one_trajectory, tmp_
     ]
     assert full["best_valid_nrmse"] == resumed["best_valid_nrmse"]
     # a finished run is not trained again
-    again = dp.training.train(config, one_trajectory, pieces, progress=False)
+    again = dp.training.train(config, one_trajectory, pieces, progress=False).summary
     assert again["step"] == 8 and len(_log(pieces)) == len(strip)
 
     # the run as an evaluation model: best by validation, and last
@@ -173,7 +181,7 @@ def test_checkpoints_resume_exactly_and_load_for_evaluation(one_trajectory, tmp_
     last = dp.training.load_run(straight, which="last")
     result = dp.evaluation.evaluate(best, one_trajectory, split="valid")
     assert np.isclose(
-        np.mean(result.metrics["nrmse"][:, : config.resolved(9)["valid_steps"]]),
+        np.mean(result.metrics["nrmse"][:, : config.resolved(9)["valid_num_steps"]]),
         full["best_valid_nrmse"],
         rtol=1e-4,
     )
@@ -185,16 +193,17 @@ def test_batches_are_sharded_over_local_devices(one_trajectory, tmp_path):
     result equals the single-device run's to float32 round-off."""
     script = (
         "import json, sys, diffphys as dp\n"
-        "c = dp.training.TrainConfig(steps=4, validate_every=4, width=8, modes=4,"
-        " num_layers=2, batch_size=4)\n"
-        "s = dp.training.train(c, sys.argv[1], sys.argv[2], progress=False)\n"
+        "c = dp.training.TrainConfig(num_train_steps=4, validate_every=4, width=8,"
+        " modes=4, num_layers=2, batch_size=4)\n"
+        "s = dp.training.train(c, sys.argv[1], sys.argv[2], progress=False).summary\n"
         "print(json.dumps(s))\n"
     )
     results = {}
     for devices in (1, 2):
         env = dict(
             os.environ,
-            XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+            XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
+            + f" --xla_force_host_platform_device_count={devices}",
             JAX_PLATFORMS="cpu",
         )
         out = subprocess.run(

@@ -68,6 +68,41 @@ def demo(
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
+def _default(function, name: str):
+    """The default of `function`'s argument `name` (a config class's field for a
+    class): the command line re-declares no default of the library's."""
+    import dataclasses
+    import inspect
+
+    if dataclasses.is_dataclass(function):
+        return function.__dataclass_fields__[name].default
+    return inspect.signature(function).parameters[name].default
+
+
+def _make_config():
+    from ..datasets import make_config
+
+    return make_config
+
+
+def _generate():
+    from ..datasets import generate
+
+    return generate
+
+
+def _train(name: str):
+    from ..training import TrainConfig
+
+    return _default(TrainConfig, name)
+
+
+def _evaluate():
+    from ..evaluation import evaluate
+
+    return evaluate
+
+
 @app.command()
 def generate(
     scenario: Annotated[
@@ -96,10 +131,12 @@ def generate(
         int | None,
         typer.Option(help="Solver steps between saved frames. [from dt and horizon]"),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Base seed of every random draw.")] = 0,
-    split: Annotated[
-        str, typer.Option(help="Train,valid,test fractions.")
-    ] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(help="Base seed of every random draw.")] = (
+        _default(_make_config(), "seed")
+    ),
+    split: Annotated[str, typer.Option(help="Train,valid,test fractions.")] = (
+        _default(_make_config(), "split")
+    ),
     shard_size: Annotated[
         int | None, typer.Option(help="Trajectories per file. [about 64 MiB a file]")
     ] = None,
@@ -112,15 +149,17 @@ def generate(
     ] = None,
     precision: Annotated[
         str, typer.Option(help="float32 or float64, for computing and storing.")
-    ] = "float32",
+    ] = _default(_make_config(), "precision"),
     source: Annotated[
         str,
         typer.Option(
             help="solver (run the scenario's solver) or exact (its analytic "
             "solution: heat, pme, stefan, advection, burgers-riemann)."
         ),
-    ] = "solver",
-    engine: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    ] = _default(_make_config(), "source"),
+    engine: Annotated[str, typer.Option(help="local or ray.")] = _default(
+        _generate(), "engine"
+    ),
     ray_address: Annotated[
         str | None, typer.Option(help="Address of a running Ray cluster.")
     ] = None,
@@ -129,10 +168,10 @@ def generate(
     ] = None,
     num_shards: Annotated[
         int, typer.Option(help="Array size: this task writes every n-th shard.", min=1)
-    ] = 1,
+    ] = _default(_generate(), "num_shards"),
     shard_index: Annotated[
         int, typer.Option(help="This task's index in 0..num-shards-1.", min=0)
-    ] = 0,
+    ] = _default(_generate(), "shard_index"),
     overwrite: Annotated[
         bool, typer.Option(help="Replace a dataset of another config in --out.")
     ] = False,
@@ -207,7 +246,7 @@ def info(
     """Validate a file or dataset folder against The Well schema and summarise it."""
     import json
 
-    from ..datasets._info import describe
+    from ..datasets import describe
     from ._show import show_info
 
     summary = describe(path, verify=verify)
@@ -246,57 +285,75 @@ def export(
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder (diffphys generate).")],
     out: Annotated[Path, typer.Option(help="Run folder (resumes when re-run).")],
-    model: Annotated[str, typer.Option(help="fno or dymixop.")] = "fno",
+    model: Annotated[str, typer.Option(help="fno or dymixop.")] = _train("model"),
     mode: Annotated[
         str,
         typer.Option(
             help="one, sup-K (unrolled), div-K (diverted chain through the "
             "reference solver) or correction[-K] (solver in the loop)."
         ),
-    ] = "one",
-    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 1000,
-    batch_size: Annotated[int, typer.Option(help="Windows per batch.", min=1)] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
-    width: Annotated[int, typer.Option(help="Hidden channels.", min=1)] = 32,
-    modes: Annotated[int, typer.Option(help="Fourier modes per axis.", min=1)] = 12,
-    layers: Annotated[int, typer.Option(help="Operator layers.", min=1)] = 4,
-    loss: Annotated[str, typer.Option(help="mse, relative_mse or nrmse.")] = "mse",
+    ] = _train("mode"),
+    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = _train(
+        "num_train_steps"
+    ),
+    batch_size: Annotated[int, typer.Option(help="Windows per batch.", min=1)] = _train(
+        "batch_size"
+    ),
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = _train(
+        "learning_rate"
+    ),
+    width: Annotated[int, typer.Option(help="Hidden channels.", min=1)] = _train(
+        "width"
+    ),
+    modes: Annotated[int, typer.Option(help="Fourier modes per axis.", min=1)] = _train(
+        "modes"
+    ),
+    layers: Annotated[int, typer.Option(help="Operator layers.", min=1)] = _train(
+        "num_layers"
+    ),
+    loss: Annotated[str, typer.Option(help="mse, relative_mse or nrmse.")] = _train(
+        "loss"
+    ),
     tbptt: Annotated[
         int | None,
         typer.Option(help="Stop gradients between states every this many steps."),
-    ] = None,
+    ] = _train("tbptt"),
     solver: Annotated[
         str,
         typer.Option(
             help="Coarse solver of --mode correction: implicit, "
             "implicit:substeps=K or solver:SCENARIO[:num_points=N]."
         ),
-    ] = "implicit",
+    ] = _train("solver"),
     jaws: Annotated[
         bool, typer.Option("--jaws", help="JAWS-style weighted Jacobian penalty.")
-    ] = False,
-    jaws_weight: Annotated[float, typer.Option(help="Weight of --jaws.")] = 1e-2,
+    ] = _train("jaws"),
+    jaws_weight: Annotated[float, typer.Option(help="Weight of --jaws.")] = _train(
+        "jaws_weight"
+    ),
     constraint: Annotated[
         str,
         typer.Option(
             help="Keep each predicted frame's mass: none, hard (projection) or "
             "probconserv (variance-weighted, needs --jaws); closed domains only."
         ),
-    ] = "none",
+    ] = _train("constraint"),
     spectral_penalty: Annotated[
         float,
         typer.Option(help="Weight of the global spectral-norm penalty (0: off)."),
-    ] = 0.0,
+    ] = _train("spectral_penalty"),
     clip_norm: Annotated[
         float, typer.Option(help="Global gradient-norm clip (0: off).")
-    ] = 1.0,
+    ] = _train("clip_norm"),
     validate_every: Annotated[
         int | None, typer.Option(help="Steps between validations. [steps / 10]")
-    ] = None,
+    ] = _train("validate_every"),
     valid_steps: Annotated[
         int | None, typer.Option(help="Rollout frames of a validation. [<= 50]")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of weights, batches, probes.")] = 0,
+    ] = _train("valid_num_steps"),
+    seed: Annotated[
+        int, typer.Option(help="Seed of weights, batches, probes.")
+    ] = _train("seed"),
     until: Annotated[
         int | None,
         typer.Option(help="Stop after this step (checkpointed); re-run to go on."),
@@ -313,7 +370,7 @@ def train(
     config = training.TrainConfig(
         model=model,
         mode=mode,
-        steps=steps,
+        num_train_steps=steps,
         batch_size=batch_size,
         learning_rate=lr,
         width=width,
@@ -328,10 +385,10 @@ def train(
         constraint=constraint,
         clip_norm=clip_norm or None,
         validate_every=validate_every,
-        valid_steps=valid_steps,
+        valid_num_steps=valid_steps,
         seed=seed,
     )
-    summary = training.train(
+    result = training.train(
         config,
         data,
         out,
@@ -339,6 +396,7 @@ def train(
         until=until,
         progress=False if quiet else None,
     )
+    summary = result.summary
     state = "finished" if summary["finished"] else f"stopped at step {summary['step']}"
     typer.echo(
         f"{out}: {state}; best validation nRMSE {summary['best_valid_nrmse']:.4g} at "
@@ -359,13 +417,15 @@ def evaluate(
     ],
     data: Annotated[Path, typer.Option(help="Dataset folder (diffphys generate).")],
     out: Annotated[Path, typer.Option(help="Report folder.")],
-    split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
+    split: Annotated[str, typer.Option(help="train, valid or test.")] = _default(
+        _evaluate(), "split"
+    ),
     steps: Annotated[
         int | None, typer.Option(help="Rollout steps (saved frames). [all]")
-    ] = None,
+    ] = _default(_evaluate(), "num_steps"),
     threshold: Annotated[
         float, typer.Option(help="Correlation threshold of the high-correlation time.")
-    ] = 0.8,
+    ] = _default(_evaluate(), "threshold"),
     overwrite: Annotated[
         bool, typer.Option(help="Replace a previous report in --out.")
     ] = False,
@@ -381,7 +441,7 @@ def evaluate(
         for m in model
     ]
     results = [
-        evaluation.evaluate(m, data, split=split, steps=steps, threshold=threshold)
+        evaluation.evaluate(m, data, split=split, num_steps=steps, threshold=threshold)
         for m in specs
     ]
     command = "diffphys " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -414,8 +474,53 @@ def main() -> None:
         code = 2 if isinstance(e, ValueError) else 1
         lines = str(e).strip().splitlines()
         message = lines[0] if lines else type(e).__name__
-        _fail(f"error: {message}")
+        _fail(f"error: {as_flags(message, _command())}")
         sys.exit(code)
+
+
+# Library arguments whose command-line option is named otherwise, per command.
+_ALIASES = {
+    "generate": {"params": "param"},
+    "train": {
+        "learning_rate": "lr",
+        "num_layers": "layers",
+        "num_train_steps": "steps",
+        "valid_num_steps": "valid_steps",
+    },
+    "evaluate": {"num_steps": "steps"},
+}
+
+
+def _command() -> str | None:
+    """The subcommand of this invocation, if any."""
+    commands = typer.main.get_command(app).commands
+    return next((a for a in sys.argv[1:] if a in commands), None)
+
+
+def as_flags(message: str, command: str | None) -> str:
+    """A library message in the command's terms: each argument written as
+    `` `name` `` or `` `name=value` `` becomes its option (`--name`, `--name value`,
+    `--flag` for `=True`). Names the command has no option for stay as written."""
+    import re
+
+    options = {}
+    if command is not None:
+        click_command = typer.main.get_command(app).commands[command]
+        options = {
+            p.name: p.opts[0] for p in click_command.params if p.opts[0][:2] == "--"
+        }
+    aliases = _ALIASES.get(command, {})
+
+    def flag(match):
+        name, value = match.group(1), match.group(2)
+        option = options.get(aliases.get(name, name))
+        if option is None:
+            return match.group(0)
+        if value is None or value == "True":
+            return option
+        return f"{option} {value.strip(chr(39) + chr(34))}"
+
+    return re.sub(r"`(\w+)(?:=([^`]*))?`", flag, message)
 
 
 def _fail(message: str) -> None:

@@ -201,17 +201,17 @@ def run_pipeline_demo(
         mode="sup-2",
         jaws=True,
         jaws_weight=1e-4,
-        steps=train_steps,
+        num_train_steps=train_steps,
         batch_size=16,
         width=24,
         modes=min(12, num_points // 4),
         num_layers=4,
-        valid_steps=25,
+        valid_num_steps=25,
     )
     run = out / "run"
     summary = training.train(
         train_config, data, run, overwrite=True, progress=False if quiet else None
-    )
+    ).summary
     console.print(
         f"trained {run}: best validation nRMSE {summary['best_valid_nrmse']:.3g} "
         f"(25-step rollouts) in {summary['seconds']:.1f} s"

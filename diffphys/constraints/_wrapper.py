@@ -2,15 +2,17 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray
 
-from .._custom_types import Field
+from .._custom_types import Field, ScalarLike
+from ..operators import AbstractOperator, apply_model
 from ._probconserv import Diagonal, HardProjection, ProbConserv
 
 
 METHODS = ("hard", "probconserv")
 
 
-class MassConserving(eqx.Module):
+class MassConserving(AbstractOperator):
     """Wrap a stepper or operator so that its output has its input's total mass,
     channel by channel (for closed systems: periodic or no-flux domains).
 
@@ -21,8 +23,8 @@ class MassConserving(eqx.Module):
 
     The weights are uniform (cells of equal volume). Differentiable: train
     through it end to end (`diffphys train --constraint ...`, the ProbHardE2E
-    recipe), or wrap a trained model for rollouts. Called as `model(u, *, key=None)`
-    like the operators.
+    recipe), or wrap a trained model for rollouts. An `AbstractOperator`: called as
+    `model(u, t=0.0, *, key=None)`; the time and key reach the wrapped operator.
     """
 
     model: Callable
@@ -38,8 +40,10 @@ class MassConserving(eqx.Module):
                 "method='hard' for a deterministic model."
             )
 
-    def __call__(self, u: Field, *, key=None) -> Field:
-        out = self.model(u) if key is None else self.model(u, key=key)
+    def __call__(
+        self, u: Field, t: ScalarLike = 0.0, *, key: PRNGKeyArray | None = None
+    ) -> Field:
+        out = apply_model(self.model, u, t, key)
         if out.shape != u.shape:
             raise ValueError(
                 f"MassConserving needs an output shaped like the input {u.shape}, got "

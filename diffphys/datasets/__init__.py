@@ -10,9 +10,11 @@ from ._config import (
     GenerationConfig as GenerationConfig,
     make_config as make_config,
     Shard as Shard,
+    steps_per_frame as steps_per_frame,
 )
+from ._engines import generate as generate
 from ._export import export_pdebench as export_pdebench
-from ._generate import generate as generate, join as join
+from ._folder import load_manifest as load_manifest
 from ._info import describe as describe
 from ._initial_conditions import (
     AbstractInitialCondition as AbstractInitialCondition,
@@ -22,6 +24,7 @@ from ._initial_conditions import (
     RandomTruncatedFourier as RandomTruncatedFourier,
     SineSum as SineSum,
 )
+from ._join import join as join
 from ._loader import open as open, WindowDataset as WindowDataset
 from ._parameters import (
     AbstractSampler as AbstractSampler,

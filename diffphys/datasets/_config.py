@@ -40,7 +40,8 @@ class GenerationConfig(eqx.Module):
     bit-identical shards on the same platform; `hash` names it.
 
     Build it with `make_config(scenario, **overrides)`, which fills the scenario's
-    defaults and checks every value.
+    defaults and checks what depends on the scenario (its parameters, the stability
+    limit); the fields' own invariants are checked here, whoever builds it.
     """
 
     scenario: str = eqx.field(static=True)
@@ -56,6 +57,36 @@ class GenerationConfig(eqx.Module):
     precision: str = eqx.field(static=True)
     domain_extent: float = eqx.field(static=True)
     source: str = eqx.field(static=True, default="solver")
+
+    def __check_init__(self):
+        for name in ("num_samples", "num_points", "num_steps", "save_every"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("shard_size", self.shard_size)
+        if self.num_points < 8:
+            raise ValueError(f"`num_points` must be >= 8, got {self.num_points}.")
+        dt = self.dt
+        if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+            raise ValueError(f"`dt` must be a positive number, got {dt!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"`precision` must be one of {PRECISIONS}, got {self.precision!r}."
+            )
+        if self.source not in SOURCES:
+            raise ValueError(f"`source` must be one of {SOURCES}, got {self.source!r}.")
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+            raise ValueError(f"`seed` must be an integer in [0, 2^31), got {seed!r}.")
+        split = self.split
+        if len(split) != 3 or any(s < 0 for s in split) or abs(sum(split) - 1) > 1e-9:
+            raise ValueError(
+                "`split` needs three non-negative fractions (train, valid, test) "
+                f"summing to 1, got {split}."
+            )
+        if round(split[0] * self.num_samples) < 1:
+            raise ValueError(
+                f"`num_samples={self.num_samples}` with `split={split}` leaves the "
+                "train split empty; raise `num_samples` or the train fraction."
+            )
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -138,26 +169,21 @@ def steps_per_frame(frame_interval: float, dt_max: float) -> int:
 
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     return value
 
 
-def parse_split(split) -> tuple[float, float, float]:
-    """`"0.8,0.1,0.1"` or a triple → three non-negative fractions summing to 1."""
+def parse_split(split) -> tuple[float, ...]:
+    """`"0.8,0.1,0.1"` or a triple → a triple of floats (checked by
+    `GenerationConfig`)."""
     if isinstance(split, str):
         try:
             split = tuple(float(p) for p in split.split(","))
         except ValueError:
             raise ValueError(
-                f"--split {split!r}: write three fractions, e.g. 0.8,0.1,0.1."
+                f"`split={split!r}`: write three fractions, e.g. 0.8,0.1,0.1."
             ) from None
-    split = tuple(float(s) for s in split)
-    if len(split) != 3 or any(s < 0 for s in split) or abs(sum(split) - 1) > 1e-9:
-        raise ValueError(
-            f"--split needs three non-negative fractions (train, valid, test) "
-            f"summing to 1, got {split}."
-        )
-    return split
+    return tuple(float(s) for s in split)
 
 
 def parse_params(params) -> dict[str, str]:
@@ -171,8 +197,8 @@ def parse_params(params) -> dict[str, str]:
         name, sep, spec = item.partition("=")
         if not sep or not name.strip() or not spec.strip():
             raise ValueError(
-                f"--param {item!r}: write name=value, name=lo:hi, name=lo:hi:log or "
-                "name=a,b,c."
+                f"`params` entry {item!r}: write name=value, name=lo:hi, "
+                "name=lo:hi:log or name=a,b,c."
             )
         out[name.strip()] = spec.strip()
     return out
@@ -206,26 +232,22 @@ def make_config(
     """
     sc = get_scenario(scenario)
     if source not in SOURCES:
-        raise ValueError(f"--source must be one of {SOURCES}, got {source!r}.")
+        raise ValueError(f"`source` must be one of {SOURCES}, got {source!r}.")
     if source == "exact" and sc.exact is None:
         with_exact = sorted(n for n, s in list_scenarios().items() if s.exact)
         raise ValueError(
-            f"Scenario {sc.name!r} has no analytic solution; use --source solver, or "
-            f"one of: {', '.join(with_exact)}."
+            f"Scenario {sc.name!r} has no analytic solution; use `source='solver'`, "
+            f"or one of: {', '.join(with_exact)}."
         )
 
     def default(value, fallback):
         return fallback if value is None else value
 
-    num_samples = _positive_int("num-samples", default(num_samples, sc.num_samples))
-    num_points = _positive_int("num-points", default(num_points, sc.num_points))
-    num_steps = _positive_int("num-steps", default(num_steps, sc.num_steps))
+    num_samples = _positive_int("num_samples", default(num_samples, sc.num_samples))
+    num_points = _positive_int("num_points", default(num_points, sc.num_points))
+    num_steps = _positive_int("num_steps", default(num_steps, sc.num_steps))
     if num_points < 8:
-        raise ValueError(f"--num-points must be >= 8, got {num_points}.")
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {PRECISIONS}, got {precision!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-        raise ValueError(f"--seed must be an integer in [0, 2^31), got {seed!r}.")
+        raise ValueError(f"`num_points` must be >= 8, got {num_points}.")
     specs = parse_params(params)
     samplers = {name: sc.sampler(name, specs.get(name)) for name in sc.parameters}
     for name in specs:
@@ -235,26 +257,21 @@ def make_config(
     if dt is None:
         if save_every is None:
             save_every = steps_per_frame(sc.frame_interval, dt_max)
-        dt = sc.frame_interval / _positive_int("save-every", save_every)
+        dt = sc.frame_interval / _positive_int("save_every", save_every)
     else:
         if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"--dt must be a positive number, got {dt!r}.")
+            raise ValueError(f"`dt` must be a positive number, got {dt!r}.")
         if save_every is None:
             save_every = max(1, round(sc.frame_interval / dt))
-    save_every = _positive_int("save-every", save_every)
+    save_every = _positive_int("save_every", save_every)
     if dt > dt_max * (1 + 1e-12):
         raise ValueError(
             f"dt = {dt:.4g} is above the stability limit {dt_max:.4g} of scenario "
             f"{sc.name!r} at {num_points} points (largest parameters {largest}); "
-            f"use --dt {dt_max:.4g} or less, or raise --save-every to "
-            f"{math.ceil(dt * save_every / dt_max)} and leave --dt out."
+            f"use `dt={dt_max:.4g}` or less, or raise `save_every` to "
+            f"{math.ceil(dt * save_every / dt_max)} and leave `dt` out."
         )
     split = parse_split(split)
-    if round(split[0] * num_samples) < 1:
-        raise ValueError(
-            f"--num-samples {num_samples} with --split {split} leaves the train split "
-            "empty; raise --num-samples or the train fraction."
-        )
     if shard_size is None:
         # At most _SHARD_BYTES and 1024 trajectories per file, the train split cut
         # into equal pieces (equal batches, no padded work).
@@ -262,7 +279,6 @@ def make_config(
         most = max(1, min(1024, _SHARD_BYTES // (frame_bytes * (num_steps + 1))))
         num_train = round(split[0] * num_samples)
         shard_size = -(-num_train // -(-num_train // most))
-    shard_size = _positive_int("shard-size", shard_size)
     return GenerationConfig(
         scenario=sc.name,
         num_samples=num_samples,

@@ -1,8 +1,111 @@
+"""The bookkeeping of a dataset folder: its config (the folder's marker), the
+records of complete shards, the manifest, and the claim on the folder."""
+
 import json
 from pathlib import Path
 
-from ._config import GenerationConfig
-from ._generate import _is_complete, MANIFEST, read_config, sha256
+from .._store import atomic_write, claim_folder, sha256
+from ._config import GenerationConfig, Shard, SPLITS
+
+
+STATE = ".diffphys"  # per-dataset bookkeeping: config, shard records, temporaries
+MANIFEST = "manifest.json"
+STATS = "stats.yaml"
+FORMAT = "diffphys.dataset/1"
+
+
+def read_config(out: Path) -> GenerationConfig | None:
+    """The config a dataset folder was generated with, or None if it holds none."""
+    path = out / STATE / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return GenerationConfig.from_dict(data["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"{path} is corrupt ({e}); remove {out} and regenerate."
+        ) from e
+
+
+def record_path(out: Path, shard: Shard) -> Path:
+    return out / STATE / "shards" / f"{shard.split}-{shard.filename}.json"
+
+
+def read_record(out: Path, shard: Shard) -> dict | None:
+    try:
+        return json.loads(record_path(out, shard).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(out: Path, shard: Shard) -> bool:
+    """A shard is complete when its file is in place and matches its record's size
+    (the checksum is verified by `join`)."""
+    record = read_record(out, shard)
+    path = out / shard.path
+    return (
+        record is not None and path.is_file() and path.stat().st_size == record["bytes"]
+    )
+
+
+def _config_difference(old: GenerationConfig, new: GenerationConfig) -> str:
+    a, b = old.to_dict(), new.to_dict()
+    diffs = [f"{k} {a[k]!r} → {b[k]!r}" for k in a if a[k] != b[k]]
+    return "; ".join(diffs)
+
+
+def prepare_folder(out: Path, config: GenerationConfig, *, overwrite: bool) -> bool:
+    """Make `out` ready for `config`; returns whether it resumes an earlier run.
+
+    An empty or missing folder is started; one holding the same config is resumed;
+    one holding another config is refused unless `overwrite` (which removes that
+    dataset's own files only); one holding anything else is always refused.
+    """
+    old = None
+
+    def compare(folder):
+        nonlocal old
+        old = read_config(folder)
+        if old is None:
+            return None
+        if old.hash == config.hash:
+            return ""
+        return f"config differs: {_config_difference(old, config)}"
+
+    def owned():
+        names = (STATE, "data", MANIFEST, STATS, f"{old.scenario}.yaml")
+        return [out / name for name in names]
+
+    # The state and data folders alone are another shard task setting up the same
+    # dataset a moment earlier.
+    resume = claim_folder(
+        out,
+        kind="dataset",
+        compare=compare,
+        owned=owned,
+        overwrite=overwrite,
+        tolerated=(STATE, "data"),
+    )
+    for sub in ("shards", "tmp"):
+        (out / STATE / sub).mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        (out / "data" / split).mkdir(parents=True, exist_ok=True)
+    if not resume:
+        from .. import __version__
+
+        text = json.dumps(
+            {"config": config.to_dict(), "hash": config.hash, "diffphys": __version__},
+            indent=1,
+        )
+        atomic_write(out / STATE / "config.json", text)
+        written = read_config(out)
+        if written is None or written.hash != config.hash:
+            raise ValueError(
+                f"Another process is writing a different dataset into {out}; give "
+                "each config its own `out`."
+            )
+    return resume
 
 
 def load_manifest(folder, *, verify: bool = False) -> tuple[GenerationConfig, dict]:
@@ -18,7 +121,7 @@ def load_manifest(folder, *, verify: bool = False) -> tuple[GenerationConfig, di
         if config is None:
             raise ValueError(f"{folder} is not a diffphys dataset (no {MANIFEST}).")
         shards = config.shards()
-        done = sum(_is_complete(folder, s) for s in shards)
+        done = sum(is_complete(folder, s) for s in shards)
         raise ValueError(
             f"{folder} is an unfinished dataset: {done} of {len(shards)} shards "
             "written and no manifest; finish it with the same `diffphys generate` "
@@ -52,8 +155,6 @@ def load_manifest(folder, *, verify: bool = False) -> tuple[GenerationConfig, di
 def split_shards(manifest: dict, split: str | None) -> list[dict]:
     """The manifest's shards of `split` (all splits when None), in trajectory
     order."""
-    from ._config import SPLITS
-
     if split is not None and split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; choose from {SPLITS}.")
     chosen = [s for s in manifest["shards"] if split is None or s["split"] == split]

@@ -3,8 +3,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ._folder import load_manifest
-from ._generate import STATS
+from ._folder import load_manifest, STATS
 from ._well import check_file, str_list
 
 

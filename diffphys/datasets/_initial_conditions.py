@@ -8,7 +8,7 @@ import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
 from .._custom_types import Field
-from ..solvers._spectral import wavenumbers
+from ..solvers import wavenumbers
 
 
 def _check_dims(num_spatial_dims: int, supported=(1, 2, 3)):
@@ -130,7 +130,7 @@ class SineSum(AbstractInitialCondition):
     with probability 1/2, and with probability `window_probability` the field is
     multiplied by a smooth box `(tanh((x - x_L)/w) - tanh((x - x_R)/w)) / 2` with
     `x_L ∈ [0.1, 0.45] L`, `x_R ∈ [0.55, 0.9] L`, `w = 0.01 L`. Every draw uses its own
-    key (PDEBench reuses one key for several draws; fact sheet §6.5).
+    key (PDEBench's generator reuses one key for several draws, correlating them).
     """
 
     num_spatial_dims: int = eqx.field(default=1, static=True)

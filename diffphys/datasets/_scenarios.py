@@ -6,9 +6,16 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 
-from ..solvers import ConservationLaw, Dirichlet, Outflow, PorousMedium, rollout
-from ..solvers._boundary import cell_centres
+from ..solvers import (
+    cell_centres,
+    ConservationLaw,
+    Dirichlet,
+    Outflow,
+    PorousMedium,
+    rollout,
+)
 from ..solvers.burgers import BurgersFV, BurgersSpectral
+from ..solvers.conservation_law import exact as hyperbolic
 from ..solvers.porous_medium import Constant, exact as gpme, PowerLaw, Stefan
 from ._initial_conditions import RandomTruncatedFourier, SineSum
 from ._parameters import AbstractSampler, parse_sampler
@@ -37,7 +44,7 @@ class Parameter(eqx.Module):
         if too_low or hi > self.high:
             bracket = "(" if self.low_open else "["
             raise ValueError(
-                f"--param {name}={sampler.spec} leaves the admissible range "
+                f"`params` {name}={sampler.spec} leaves the admissible range "
                 f"{bracket}{self.low}, {self.high}]."
             )
 
@@ -112,6 +119,25 @@ class Scenario(eqx.Module):
         periodic = self.boundary == "periodic"
         return self.origin + cell_centres(num_points, length, periodic)
 
+    def check_compatible(self, name: str, data: "Scenario") -> None:
+        """A model `name` built for this scenario must see as many spatial
+        dimensions and channels in the scenario `data` of a dataset."""
+        a, b = self, data
+        if (a.num_spatial_dims, a.num_channels) != (b.num_spatial_dims, b.num_channels):
+            raise ValueError(
+                f"Model {name!r} is for {a.num_spatial_dims}D states with "
+                f"{a.num_channels} channels; the dataset ({b.name}) is "
+                f"{b.num_spatial_dims}D with {b.num_channels}."
+            )
+
+    @staticmethod
+    def rollout(stepper, u0, num_steps: int, *, save_every: int = 1):
+        """A trajectory of one of the scenario's steppers whose first frame is the
+        dataset's `t = 0` (an `AbstractStepper`'s time starts there, read by
+        time-dependent boundary data); NaN/inf are left to the caller. Generation
+        and the solver baselines of evaluation both roll out through here."""
+        return rollout(stepper, u0, num_steps, save_every=save_every, throw=False)
+
     @property
     def num_channels(self) -> int:
         return sum(len(f.channels) for f in self.fields)
@@ -128,14 +154,6 @@ class Scenario(eqx.Module):
         sampler = parse_sampler(parameter.default if spec is None else spec)
         parameter.check(name, sampler)
         return sampler
-
-
-def rollout_from_zero(stepper, u0, num_steps: int, *, save_every: int = 1):
-    """A scenario stepper's trajectory whose first frame is the dataset's `t = 0`
-    (read by time-dependent boundary data); a stepper without a `dt` (a plain
-    callable) is stepped without time. NaN/inf are left to the caller."""
-    t0 = jnp.zeros((), u0.dtype) if hasattr(stepper, "dt") else None
-    return rollout(stepper, u0, num_steps, save_every=save_every, t0=t0, throw=False)
 
 
 _REGISTRY: dict[str, Scenario] = {}
@@ -171,7 +189,7 @@ def list_scenarios() -> Mapping[str, Scenario]:
 # ---------------------------------------------------------------------------------
 # Burgers. PDEBench's 1D recipe: sums of two random sines (|u0| <= 2) on [0, 1),
 # 1024 points, 201 frames 0.01 apart. Here ν is the true coefficient of u_xx (the
-# PDEBench files carry ν = ε/π; see the Burgers fact sheet).
+# PDEBench files name it `Nu` and carry ν = ε/π).
 
 _SINES = SineSum(num_waves=2, max_wavenumber=4)
 _SINE_BOUND = 2.0  # |Σ_i a_i sin(.)| <= num_waves with a_i <= 1; Burgers keeps max|u|
@@ -282,9 +300,9 @@ register_scenario(
 
 
 # ---------------------------------------------------------------------------------
-# The ProbConserv instances (Hansen et al., ICML 2023; fact sheet
-# gpme-probconserv.md): domains, boundary data and parameter ranges of its data
-# generator. Each has a closed form (`--source exact`) and a solver.
+# The ProbConserv instances (Hansen et al., ICML 2023, appendix): domains,
+# boundary data and parameter ranges of its data generator. Each has a closed form
+# (`source="exact"`) and a solver.
 
 
 def _probconserv(name, description, make_stepper, exact, parameters, **options):
@@ -395,7 +413,7 @@ _probconserv(
         right=Outflow(),
         max_speed=None,  # dt from the largest a drawn (max_dt)
     ),
-    gpme.advection,
+    hyperbolic.advection,
     {"a": Parameter("1:5", 0.0, 5.0, low_open=True, description="velocity a")},
     max_dt=_hyperbolic_max_dt,
 )
@@ -415,7 +433,7 @@ _probconserv(
         right=Outflow(),
         max_speed=None,
     ),
-    gpme.burgers,
+    hyperbolic.burgers_ramp,
     {"a": Parameter("1:4", 0.0, 4.0, low_open=True, description="inflow state a")},
     max_dt=_hyperbolic_max_dt,
     domain_extent=2.0,

@@ -9,10 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..datasets import GenerationConfig, get_scenario, open as open_split
-from ..datasets._config import steps_per_frame
-from ..datasets._generate import memory_budget
-from ..datasets._scenarios import rollout_from_zero
+from .._memory import memory_budget
+from ..datasets import (
+    GenerationConfig,
+    get_scenario,
+    open as open_split,
+    steps_per_frame,
+)
 from ..solvers import rollout
 from . import _metrics
 
@@ -40,33 +43,23 @@ def resample(u: jax.Array, num_points: int) -> jax.Array:
     return (jnp.fft.irfftn(out, s=(num_points,) * d, axes=axes) * scale).astype(u.dtype)
 
 
-def check_compatible(name: str, model_scenario, data_scenario) -> None:
-    """A model built for `model_scenario` must see as many spatial dimensions and
-    channels in the dataset's scenario."""
-    a, b = model_scenario, data_scenario
-    if (a.num_spatial_dims, a.num_channels) != (b.num_spatial_dims, b.num_channels):
-        raise ValueError(
-            f"Model {name!r} is for {a.num_spatial_dims}D states with "
-            f"{a.num_channels} channels; the dataset ({b.name}) is "
-            f"{b.num_spatial_dims}D with {b.num_channels}."
-        )
-
-
 class AbstractModel(eqx.Module):
-    """Something to roll out: `build(config, steps)` returns `fn(u0, params) -> (T + 1,
-    C, *N)` for a dataset's `GenerationConfig` (grid, frame interval, parameters);
-    `params` maps each dataset parameter to the trajectory's scalar value."""
+    """Something to roll out: `build(config, num_steps)` returns `fn(u0, params) ->
+    (num_steps + 1, C, *N)` for a dataset's `GenerationConfig` (grid, frame
+    interval, parameters); `params` maps each dataset parameter to the trajectory's
+    scalar value."""
 
     name: eqx.AbstractVar[str]
 
     @abc.abstractmethod
-    def build(self, config: GenerationConfig, steps: int) -> Callable:
+    def build(self, config: GenerationConfig, num_steps: int) -> Callable:
         """The per-trajectory rollout function (jit- and vmap-friendly)."""
 
 
 class Stepper(AbstractModel):
-    """Any callable `u -> u_next` on an unbatched `(C, *N)` state (a solver, a neural
-    operator, a hybrid), applied once per saved frame of the dataset."""
+    """Any stepper on an unbatched `(C, *N)` state (a solver's `AbstractStepper`, a
+    neural operator, a hybrid, any `u -> u_next`), applied once per saved frame of
+    the dataset through `dp.solvers.rollout`."""
 
     stepper: Callable
     name: str = eqx.field(static=True, default="model")
@@ -75,7 +68,7 @@ class Stepper(AbstractModel):
         if not callable(self.stepper):
             raise ValueError("A model must be callable: u (C, *N) -> u_next.")
 
-    def build(self, config, steps):
+    def build(self, config, num_steps):
         def fn(u0, params):
             del params
             out = jax.eval_shape(self.stepper, u0)
@@ -84,7 +77,7 @@ class Stepper(AbstractModel):
                     f"Model {self.name!r} maps a state of shape {u0.shape} to "
                     f"{out.shape}; it must keep the dataset's grid (C, *N)."
                 )
-            return rollout(self.stepper, u0, steps, throw=False)
+            return rollout(self.stepper, u0, num_steps, throw=False)
 
         return fn
 
@@ -119,9 +112,9 @@ class SolverBaseline(AbstractModel):
         )
         self.name = name or default
 
-    def build(self, config, steps):
+    def build(self, config, num_steps):
         sc, data = get_scenario(self.scenario), config.scenario_obj
-        check_compatible(self.name, sc, data)
+        sc.check_compatible(self.name, data)
         names = [n for n, _ in config.params]
         if sorted(sc.parameters) != sorted(names):
             raise ValueError(
@@ -151,9 +144,7 @@ class SolverBaseline(AbstractModel):
 
         def fn(u0, params):
             stepper = sc.make_stepper(config.domain_extent, n, dt, **params)
-            coarse = rollout_from_zero(
-                stepper, resample(u0, n), steps, save_every=every
-            )
+            coarse = sc.rollout(stepper, resample(u0, n), num_steps, save_every=every)
             return jax.vmap(lambda u: resample(u, config.num_points))(coarse)
 
         return fn
@@ -208,13 +199,13 @@ class Evaluation(eqx.Module):
     dataset: Path = eqx.field(static=True)
     split: str = eqx.field(static=True)
     config: GenerationConfig = eqx.field(static=True)
-    steps: int = eqx.field(static=True)
+    num_steps: int = eqx.field(static=True)
     seconds: float = eqx.field(static=True)
     threshold: float = eqx.field(static=True)
 
     @property
     def time(self) -> np.ndarray:
-        return np.arange(1, self.steps + 1) * self.config.frame_interval
+        return np.arange(1, self.num_steps + 1) * self.config.frame_interval
 
     def summary(self, first: int = 100) -> dict:
         """Scalar figures: geometric-mean nRMSE over the first `first` steps (of the
@@ -246,15 +237,15 @@ class Evaluation(eqx.Module):
             if finite.any()
             else float("nan"),
             "blowups": int((~finite).sum()),
-            "trajectory_steps_per_s": self.blowup.size * self.steps / self.seconds,
+            "trajectory_steps_per_s": self.blowup.size * self.num_steps / self.seconds,
         }
 
 
-def _memory_batch(config, steps) -> int:
+def _memory_batch(config, num_steps) -> int:
     """Trajectories per evaluation chunk: truth, prediction and the metrics'
     temporaries take about 8 float32 copies of each trajectory."""
     sc = config.scenario_obj
-    frames = (steps + 1) * sc.num_channels * config.num_points**sc.num_spatial_dims
+    frames = (num_steps + 1) * sc.num_channels * config.num_points**sc.num_spatial_dims
     return max(1, memory_budget() // (8 * 4 * frames))
 
 
@@ -263,15 +254,16 @@ def evaluate(
     data,
     *,
     split: str = "test",
-    steps: int | None = None,
+    num_steps: int | None = None,
     threshold: float = 0.8,
     num_examples: int = 3,
     spectrum_steps=None,
     name: str | None = None,
 ) -> Evaluation:
     """Roll `model` out from the first frame of every trajectory of `split` in the
-    dataset folder `data`, for `steps` saved frames (default: all), and compare with
-    the stored truth, in jitted, vmapped chunks sized to memory.
+    dataset folder `data`, for `num_steps` saved frames (default: all; the
+    `num_steps` of `dp.solvers.rollout`), and compare with the stored truth, in
+    jitted, vmapped chunks sized to memory.
 
     `model`: an `AbstractModel`, a spec string (`solver:burgers:num_points=128`) or
     any stepper `u -> u_next`, applied once per saved frame. A model that produces
@@ -285,108 +277,129 @@ def evaluate(
     config = dataset.config
     if dataset.num_trajectories == 0:
         raise ValueError(f"Split {split!r} of {data} holds no trajectories.")
-    if steps is None:
-        steps = config.num_steps
-    if not 1 <= steps <= config.num_steps:
+    if num_steps is None:
+        num_steps = config.num_steps
+    if not 1 <= num_steps <= config.num_steps:
         raise ValueError(
-            f"--steps must be in 1..{config.num_steps} (the dataset's saved frames), "
-            f"got {steps}."
+            f"`num_steps` must be in 1..{config.num_steps} (the dataset's saved "
+            f"frames), got {num_steps}."
         )
     if spectrum_steps is None:
-        spectrum_steps = sorted({steps // 4 or 1, steps // 2 or 1, steps})
+        spectrum_steps = sorted({num_steps // 4 or 1, num_steps // 2 or 1, num_steps})
     with config.numerics():  # the dataset's precision, whatever the global flag
-        names = [n for n, _ in config.params]
-        rollout_fn = model.build(config, steps)
-
-        def one(u0, truth, scalars):
-            params = {k: scalars[i] for i, k in enumerate(names)}
-            pred = rollout_fn(u0, params).astype(truth.dtype)
-            p, t = pred[1:], truth[1:]
-            out = {
-                "rmse": _metrics.rmse(p, t),
-                "nrmse": _metrics.nrmse(p, t),
-                "vrmse": _metrics.vrmse(p, t),
-                "correlation": _metrics.correlation(p, t),
-                "mass_drift": _metrics.conservation_error(
-                    pred, domain_extent=config.domain_extent
-                )[1:],
-                "max_principle_violation": _metrics.max_principle_violation(
-                    pred, truth
-                )[1:],
-            }
-            spectra = jax.vmap(_metrics.energy_spectrum)(
-                pred[jnp.asarray(spectrum_steps)]
-            )
-            truth_spectra = jax.vmap(_metrics.energy_spectrum)(
-                truth[jnp.asarray(spectrum_steps)]
-            )
-            return (
-                out,
-                _metrics.spectral_errors(p, t),
-                _metrics.blowup_step(pred),
-                pred,
-                spectra,
-                truth_spectra,
-            )
-
-        batched = jax.jit(jax.vmap(one))
-        size = min(_memory_batch(config, steps), dataset.num_trajectories)
-        metrics, spectral, blowup = [], [], []
-        examples = {"truth": [], "prediction": []}
-        spectra = {"truth": 0.0, "prediction": 0.0}
-        seconds = 0.0
-        for first in range(0, dataset.num_trajectories, size):
-            items = [
-                dataset[i]
-                for i in range(first, min(first + size, dataset.num_trajectories))
-            ]
-            count = len(items)
-            truth = np.stack(
-                [
-                    np.concatenate([it["input_fields"], it["output_fields"]])[
-                        : steps + 1
-                    ]
-                    for it in items
-                ]
-            )
-            scalars = np.stack([it["constant_scalars"] for it in items])
-            pad = size - count
-            if pad:
-                truth = np.concatenate([truth, np.repeat(truth[-1:], pad, 0)])
-                scalars = np.concatenate([scalars, np.repeat(scalars[-1:], pad, 0)])
+        rollout_fn = model.build(config, num_steps)
+        batched = jax.jit(
+            jax.vmap(_compare(rollout_fn, config, jnp.asarray(spectrum_steps)))
+        )
+        size = min(_memory_batch(config, num_steps), dataset.num_trajectories)
+        tally = _Tally(num_examples)
+        for first, count, truth, scalars in _chunks(dataset, num_steps, size):
             if first == 0:  # compile and warm up: the timing is of steady rollouts
                 jax.block_until_ready(batched(truth[:, 0], truth, scalars))
             start = time.perf_counter()
             out = jax.block_until_ready(batched(truth[:, 0], truth, scalars))
-            seconds += time.perf_counter() - start
-            m, s, b, pred, ps, ts = jax.tree.map(
-                lambda v, n=count: np.asarray(v)[:n], out
-            )
-            metrics.append(m)
-            spectral.append(s)
-            blowup.append(b)
-            spectra["prediction"] = spectra["prediction"] + np.nansum(ps, axis=0)
-            spectra["truth"] = spectra["truth"] + ts.sum(axis=0)
-            room = num_examples - sum(len(e) for e in examples["truth"])
-            if room > 0:
-                examples["truth"].append(truth[:room])
-                examples["prediction"].append(pred[:room])
-    total = dataset.num_trajectories
-    return Evaluation(
+            tally.seconds += time.perf_counter() - start
+            tally.add(jax.tree.map(lambda v, n=count: np.asarray(v)[:n], out), truth)
+    return tally.evaluation(
         name=model.name,
         dataset=Path(data),
         split=split,
         config=config,
-        steps=steps,
-        metrics={k: np.concatenate([m[k] for m in metrics]) for k in metrics[0]},
-        spectral=np.concatenate(spectral),
-        blowup=np.concatenate(blowup),
-        examples={k: np.concatenate(v) for k, v in examples.items()},
-        spectra={
-            "steps": np.asarray(spectrum_steps),
-            "truth": spectra["truth"] / total,
-            "prediction": spectra["prediction"] / total,
-        },
-        seconds=seconds,
+        num_steps=num_steps,
+        spectrum_steps=spectrum_steps,
         threshold=threshold,
     )
+
+
+def _compare(rollout_fn: Callable, config: GenerationConfig, spectrum_steps):
+    """`fn(u0, truth, scalars)`: one trajectory's rollout and its per-step metrics,
+    spectral errors, blow-up step, prediction, and the spectra of prediction and
+    truth at `spectrum_steps`."""
+    names = [n for n, _ in config.params]
+
+    def one(u0, truth, scalars):
+        params = {k: scalars[i] for i, k in enumerate(names)}
+        pred = rollout_fn(u0, params).astype(truth.dtype)
+        p, t = pred[1:], truth[1:]
+        drift = _metrics.mass_drift(pred, domain_extent=config.domain_extent)
+        metrics = {
+            "rmse": _metrics.rmse(p, t),
+            "nrmse": _metrics.nrmse(p, t),
+            "vrmse": _metrics.vrmse(p, t),
+            "correlation": _metrics.correlation(p, t),
+            "mass_drift": drift[1:],
+            "max_principle_violation": _metrics.max_principle_violation(pred, truth)[
+                1:
+            ],
+        }
+        spectrum = jax.vmap(_metrics.energy_spectrum)
+        return (
+            metrics,
+            _metrics.spectral_errors(p, t),
+            _metrics.blowup_step(pred),
+            pred,
+            spectrum(pred[spectrum_steps]),
+            spectrum(truth[spectrum_steps]),
+        )
+
+    return one
+
+
+def _chunks(dataset, num_steps: int, size: int):
+    """`(first, count, truth, scalars)` host chunks of `size` trajectories (the last
+    padded by repeating its last trajectory, so every chunk compiles once), truth
+    cut to `num_steps + 1` frames."""
+    total = dataset.num_trajectories
+    for first in range(0, total, size):
+        items = [dataset[i] for i in range(first, min(first + size, total))]
+        frames = [
+            np.concatenate([it["input_fields"], it["output_fields"]])[: num_steps + 1]
+            for it in items
+        ]
+        truth = np.stack(frames)
+        scalars = np.stack([it["constant_scalars"] for it in items])
+        pad = size - len(items)
+        if pad:
+            truth = np.concatenate([truth, np.repeat(truth[-1:], pad, 0)])
+            scalars = np.concatenate([scalars, np.repeat(scalars[-1:], pad, 0)])
+        yield first, len(items), truth, scalars
+
+
+class _Tally:
+    """The chunks' results gathered into one `Evaluation`."""
+
+    def __init__(self, num_examples: int):
+        self.metrics, self.spectral, self.blowup = [], [], []
+        self.examples = {"truth": [], "prediction": []}
+        self.spectra = {"truth": 0.0, "prediction": 0.0}
+        self.num_examples, self.seconds = num_examples, 0.0
+
+    def add(self, out, truth):
+        m, s, b, pred, ps, ts = out
+        self.metrics.append(m)
+        self.spectral.append(s)
+        self.blowup.append(b)
+        self.spectra["prediction"] = self.spectra["prediction"] + np.nansum(ps, 0)
+        self.spectra["truth"] = self.spectra["truth"] + ts.sum(axis=0)
+        room = self.num_examples - sum(len(e) for e in self.examples["truth"])
+        if room > 0:
+            self.examples["truth"].append(truth[:room])
+            self.examples["prediction"].append(pred[:room])
+
+    def evaluation(self, *, spectrum_steps, **fields) -> Evaluation:
+        blowup = np.concatenate(self.blowup)
+        total = blowup.size
+        metrics = self.metrics
+        return Evaluation(
+            metrics={k: np.concatenate([m[k] for m in metrics]) for k in metrics[0]},
+            spectral=np.concatenate(self.spectral),
+            blowup=blowup,
+            examples={k: np.concatenate(v) for k, v in self.examples.items()},
+            spectra={
+                "steps": np.asarray(spectrum_steps),
+                "truth": self.spectra["truth"] / total,
+                "prediction": self.spectra["prediction"] / total,
+            },
+            seconds=self.seconds,
+            **fields,
+        )

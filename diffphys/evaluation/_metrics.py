@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, Trajectory
-from ..solvers._spectral import wavenumbers
+from ..solvers import wavenumbers
 
 
 # The Well's ε of its variance-scaled errors.
@@ -49,9 +49,13 @@ def rmse(pred: Trajectory, true: Trajectory) -> Array:
 
 def nrmse(pred: Trajectory, true: Trajectory) -> Array:
     """exponax/APEBench normalised RMSE: `Σ_c ‖pred_c − true_c‖₂ / ‖true_c‖₂` per step
-    (channels summed after normalising; a zero true channel gives inf/NaN)."""
+    (channels summed after normalising; a zero true channel gives inf/NaN). The one
+    definition of the toolkit: `dp.training.nrmse` is this of a single state. Its
+    gradient at zero error is 0, not NaN (a safe square root), so it trains."""
     pred, true, space = _pair(pred, true)
-    error = jnp.sqrt(jnp.sum(jnp.square(pred - true), axis=space))
+    squared = jnp.sum(jnp.square(pred - true), axis=space)
+    positive = squared > 0
+    error = jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
     return jnp.sum(error / jnp.sqrt(jnp.sum(jnp.square(true), axis=space)), axis=1)
 
 
@@ -85,12 +89,12 @@ def high_correlation_steps(corr: Array, threshold: float = 0.8) -> Array:
     return jnp.where(jnp.all(ok), ok.shape[0], jnp.argmin(ok))
 
 
-def conservation_error(
-    pred: Trajectory, *, domain_extent: float = 1.0, channels=None
-) -> Array:
+def mass_drift(pred: Trajectory, *, domain_extent: float = 1.0, channels=None) -> Array:
     """Drift of the spatial integral of each conserved channel from its value at
     step 0, `|∫ pred_t,c − ∫ pred_0,c|`, largest over `channels` (default: all),
-    per step. Zero to round-off for a conservative scheme on periodic Burgers."""
+    per step. Zero to round-off for a conservative scheme on periodic Burgers.
+    (`dp.constraints.conservation_error` is another thing: the residual `G u - b`
+    of a linear constraint.)"""
     pred = jnp.asarray(pred)
     space = _space(pred)
     if channels is not None:

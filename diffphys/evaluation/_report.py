@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._store import atomic_write, claim_folder
 from . import _metrics
 from ._engine import Evaluation
 
@@ -20,25 +21,25 @@ _MARKER = "diffphys.evaluation/1"
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; choose a folder.")
-    if out.exists() and any(out.iterdir()):
-        ours = out / "metrics.json"
+    """Claim `out` for a report: a previous report is replaced only with
+    `overwrite=True`, a folder of anything else never."""
+
+    def compare(folder):
         try:
-            previous = json.loads(ours.read_text()).get("format") == _MARKER
+            text = (folder / "metrics.json").read_text()
+            ours = json.loads(text).get("format") == _MARKER
         except (OSError, ValueError):
-            previous = False
-        if not previous:
-            raise ValueError(
-                f"{out} is not empty and holds no diffphys report; choose a new or "
-                "empty --out (nothing was changed)."
-            )
-        if not overwrite:
-            raise ValueError(f"{out} holds a report; pass --overwrite to replace it.")
-        for path in out.iterdir():
-            if path.name in REPORT_FILES or path.name.startswith("heatmaps_"):
-                path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+            ours = False
+        return "a previous report" if ours else None
+
+    def owned():
+        return [
+            p
+            for p in out.iterdir()
+            if p.name in REPORT_FILES or p.name.startswith("heatmaps_")
+        ]
+
+    claim_folder(out, kind="report", compare=compare, owned=owned, overwrite=overwrite)
 
 
 def _per_step(evaluation: Evaluation) -> dict:
@@ -75,22 +76,19 @@ def write_report(
     versions and the dataset's config hash), PNG plots and `report.md` comparing the
     models side by side into the folder `out`. All evaluations must be of the same
     dataset split and horizon."""
-    import jax
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import __version__
-
     if not evaluations:
         raise ValueError("Nothing to report: no evaluations.")
     first = evaluations[0]
     for e in evaluations[1:]:
-        if (e.config.hash, e.split, e.steps) != (
+        if (e.config.hash, e.split, e.num_steps) != (
             first.config.hash,
             first.split,
-            first.steps,
+            first.num_steps,
         ):
             raise ValueError("All evaluations must share the dataset, split and steps.")
     names = [e.name for e in evaluations]
@@ -99,8 +97,29 @@ def write_report(
     out = Path(out)
     _prepare(out, overwrite)
     summaries = {e.name: e.summary() for e in evaluations}
-    time = first.time
-    metrics = {
+    metrics = _metrics_record(first, evaluations, summaries, command)
+    text = json.dumps(_clean(metrics), indent=1, allow_nan=False)
+    atomic_write(out / "metrics.json", text)
+    _curves(first, evaluations, out, plt)
+    _spectra(first, evaluations, out, plt)
+    heatmaps = []
+    for e in evaluations:
+        path = out / f"heatmaps_{_slug(e.name)}.png"
+        _heatmaps(e, path, plt)
+        heatmaps.append(path.name)
+    markdown = _markdown(first, evaluations, summaries, heatmaps, command)
+    atomic_write(out / "report.md", markdown)
+    return out
+
+
+def _metrics_record(first, evaluations, summaries, command) -> dict:
+    """`metrics.json`: per-step arrays and summaries per model, the command,
+    versions and the dataset's identity."""
+    import jax
+
+    from .. import __version__
+
+    return {
         "format": _MARKER,
         "command": command,
         "versions": {
@@ -116,7 +135,7 @@ def write_report(
             "split": first.split,
             "num_trajectories": int(first.blowup.size),
         },
-        "steps": first.steps,
+        "steps": first.num_steps,
         "frame_interval": first.config.frame_interval,
         "correlation_threshold": first.threshold,
         "excluded": "the initial frame (given to every model) is not scored",
@@ -129,9 +148,11 @@ def write_report(
             for e in evaluations
         },
     }
-    text = json.dumps(_clean(metrics), indent=1, allow_nan=False)
-    (out / "metrics.json").write_text(text)
 
+
+def _curves(first, evaluations, out: Path, plt) -> None:
+    """nRMSE and correlation against time: median and 10–90 % band per model."""
+    time = first.time
     for metric, ylabel, log, filename in [
         ("nrmse", "nRMSE", True, "error_vs_step.png"),
         ("correlation", "Pearson correlation", False, "correlation_vs_step.png"),
@@ -160,6 +181,9 @@ def write_report(
         fig.savefig(out / filename, dpi=110)
         plt.close(fig)
 
+
+def _spectra(first, evaluations, out: Path, plt) -> None:
+    """Energy spectra of truth and each model at the spectrum steps."""
     steps = first.spectra["steps"]
     fig, axes = plt.subplots(
         1, len(steps), figsize=(4 * len(steps), 3.4), squeeze=False
@@ -178,17 +202,6 @@ def write_report(
     fig.tight_layout()
     fig.savefig(out / "spectra.png", dpi=110)
     plt.close(fig)
-
-    heatmaps = []
-    for e in evaluations:
-        path = out / f"heatmaps_{_slug(e.name)}.png"
-        _heatmaps(e, path, plt)
-        heatmaps.append(path.name)
-
-    (out / "report.md").write_text(
-        _markdown(first, evaluations, summaries, heatmaps, command)
-    )
-    return out
 
 
 def _clean(obj):
@@ -209,7 +222,7 @@ def _heatmaps(e: Evaluation, path: Path, plt) -> None:
     rows = truth.shape[0]
     d = truth.ndim - 3
     fig, axes = plt.subplots(rows, 3, figsize=(11, 2.6 * rows), squeeze=False)
-    t_end = e.steps * e.config.frame_interval
+    t_end = e.num_steps * e.config.frame_interval
     L = e.config.domain_extent
     for r in range(rows):
         if d == 1:
@@ -250,8 +263,8 @@ def _markdown(first, evaluations, summaries, heatmaps, command) -> str:
     lines = [
         f"# Rollout evaluation: {c.scenario}, {first.split} split",
         "",
-        f"{first.blowup.size} trajectories, {first.steps} steps of "
-        f"{c.frame_interval:.4g} (t = {first.steps * c.frame_interval:.4g}), "
+        f"{first.blowup.size} trajectories, {first.num_steps} steps of "
+        f"{c.frame_interval:.4g} (t = {first.num_steps * c.frame_interval:.4g}), "
         f"{c.num_points} points, dataset config `{c.hash}`. Each model starts from the "
         "true initial frame, which is not scored.",
         "",

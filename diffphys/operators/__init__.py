@@ -1,7 +1,9 @@
 """Neural operators: FNO, DyMixOp, the JAWS-style Jacobian-weighting wrapper.
 
-Each is an `equinox.Module` called as `op(u, *, key=None) -> u_next` on an unbatched,
-channels-first field `(C, *N)`, so it can stand wherever a solver's stepper does.
+Each is a final subclass of `AbstractOperator`, called as
+`op(u, t=0.0, *, key=None) -> u_next` on an unbatched, channels-first field `(C, *N)`
+(the steppers' call protocol; the time may be ignored), so it can stand wherever a
+solver's stepper does.
 
 - `FNO` (Li et al. 2021) and its `SpectralConv`.
 - `DyMixOp` (Lai, Chen & Xu 2025) with `LGMLayer`, `LearnedStencil` and
@@ -12,6 +14,7 @@ channels-first field `(C, *N)`, so it can stand wherever a solver's stepper does
 - `Residual(op)`: `u + op(u)`; `count_parameters`.
 """
 
+from ._base import AbstractOperator as AbstractOperator, apply_model as apply_model
 from ._dymixop import (
     DyMixOp as DyMixOp,
     LearnedStencil as LearnedStencil,
@@ -19,7 +22,6 @@ from ._dymixop import (
     structure_change_coefficient as structure_change_coefficient,
 )
 from ._fno import (
-    AbstractOperator as AbstractOperator,
     count_parameters as count_parameters,
     FNO as FNO,
     SpectralConv as SpectralConv,

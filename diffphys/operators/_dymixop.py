@@ -8,7 +8,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._custom_types import Field, OutField
+from .._custom_types import Field, OutField, ScalarLike
 from ._fno import (
     AbstractOperator,
     append_grid,
@@ -263,8 +263,10 @@ class DyMixOp(AbstractOperator):
         """`sigmoid(λ_l τ)` of each layer."""
         return jax.nn.sigmoid(self.gate_scale * self.tau)
 
-    def __call__(self, u: Field, *, key: PRNGKeyArray | None = None) -> OutField:
-        del key
+    def __call__(
+        self, u: Field, t: ScalarLike = 0.0, *, key: PRNGKeyArray | None = None
+    ) -> OutField:
+        del t, key
         check_state(u, self.num_spatial_dims, "DyMixOp")
         h = self.grid_spacing(u)
         c0 = self.reduce(self.lift(append_grid(u) if self.grid_features else u))

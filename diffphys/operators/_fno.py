@@ -1,4 +1,3 @@
-import abc
 from collections.abc import Callable
 
 import equinox as eqx
@@ -8,17 +7,8 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Complex, Float, PRNGKeyArray
 
-from .._custom_types import Field, OutField
-
-
-class AbstractOperator(eqx.Module):
-    """A neural operator: `op(u, *, key=None) -> u_next` on an unbatched,
-    channels-first field `(C, *N)`; usable wherever a solver's stepper is (rollout,
-    evaluation, training). Batch with `jax.vmap`."""
-
-    @abc.abstractmethod
-    def __call__(self, u: Field, *, key: PRNGKeyArray | None = None) -> OutField:
-        """One application."""
+from .._custom_types import Field, OutField, ScalarLike
+from ._base import AbstractOperator
 
 
 def append_grid(u: Field) -> Array:
@@ -130,7 +120,8 @@ class FNO(AbstractOperator):
         (see `append_grid`).
     - `key`: keyword-only PRNG key.
 
-    **Call:** `fno(u, *, key=None)`; `key` is unused (deterministic).
+    **Call:** `fno(u, t=0.0, *, key=None)`; `t` and `key` are unused (autonomous and
+    deterministic).
     """
 
     lift: eqx.nn.Conv
@@ -176,8 +167,10 @@ class FNO(AbstractOperator):
         self.num_spatial_dims = d
         self.grid_features = grid_features
 
-    def __call__(self, u: Field, *, key: PRNGKeyArray | None = None) -> OutField:
-        del key
+    def __call__(
+        self, u: Field, t: ScalarLike = 0.0, *, key: PRNGKeyArray | None = None
+    ) -> OutField:
+        del t, key
         check_state(u, self.num_spatial_dims, "FNO")
         v = self.lift(append_grid(u) if self.grid_features else u)
         for i, (spectral, pointwise) in enumerate(

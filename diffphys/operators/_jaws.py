@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, PRNGKeyArray, Scalar
 
-from .._custom_types import Field, OutField, SpatialField
-from ._fno import AbstractOperator, check_state
+from .._custom_types import Field, OutField, ScalarLike, SpatialField
+from ._base import AbstractOperator, apply_model
+from ._fno import check_state
 
 
 def _check_same_shape(model: Callable, u: Field) -> None:
@@ -27,14 +28,6 @@ def _check_same_shape(model: Callable, u: Field) -> None:
             f"A Jacobian penalty needs a map of a state to a state of the same shape; "
             f"the model maps {u.shape} to {out.shape}."
         )
-
-
-def _apply(operator: Callable, u: Field, key: PRNGKeyArray | None) -> Field:
-    """Call `operator` on `u`, passing `key` to diffphys operators (plain steppers
-    such as solvers take none)."""
-    return (
-        operator(u, key=key) if isinstance(operator, AbstractOperator) else operator(u)
-    )
 
 
 def rademacher_probes(key: PRNGKeyArray, shape, num_probes: int, dtype) -> Array:
@@ -138,8 +131,10 @@ class JAWS(AbstractOperator):
         self.s_min, self.s_prior = float(s_min), float(s_prior)
         self.prior_weight = float(prior_weight)
 
-    def __call__(self, u: Field, *, key: PRNGKeyArray | None = None) -> OutField:
-        return _apply(self.operator, u, key)
+    def __call__(
+        self, u: Field, t: ScalarLike = 0.0, *, key: PRNGKeyArray | None = None
+    ) -> OutField:
+        return apply_model(self.operator, u, t, key)
 
     def log_variance(self, u: Field) -> SpatialField:
         """`s(x) >= s_min` on the grid of `u`, shape `N`."""
@@ -208,5 +203,7 @@ class Residual(AbstractOperator):
 
     operator: Callable
 
-    def __call__(self, u: Field, *, key: PRNGKeyArray | None = None) -> OutField:
-        return u + _apply(self.operator, u, key)
+    def __call__(
+        self, u: Field, t: ScalarLike = 0.0, *, key: PRNGKeyArray | None = None
+    ) -> OutField:
+        return u + apply_model(self.operator, u, t, key)

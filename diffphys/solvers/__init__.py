@@ -1,25 +1,52 @@
-"""Numerical solvers, one subpackage per family: `poisson` (operators and
-CG/PCG/DCDM solves), `burgers`, `porous_medium` (the generalized porous medium
-equation: heat, PME, Stefan) and, as it lands, rigid-body contact;
-`ConservationLaw` for 1D hyperbolic laws with inflow/outflow ends.
+"""Numerical solvers, one subpackage per family: `poisson` (the diffusion operator;
+the DCDM solver as it lands), `burgers`, `porous_medium` (the generalized porous
+medium equation: heat, PME, Stefan), `conservation_law` (1D hyperbolic laws with
+inflow/outflow ends) and, as it lands, rigid-body contact.
 
-Each builds on `diffphys.implicit` for its derivatives.
+Every grid time stepper is a final subclass of `AbstractStepper`
+(`stepper(u, t=0.0) -> u_next`); those in conservation form of
+`AbstractConservativeStepper` (`mass`, `step -> (u_next, inflow)`); spectral PDEs of
+`AbstractSpectralStepper`, the semi-linear ETDRK engine (`ETDRK1` ... `ETDRK4`).
+Implicit steppers differentiate through `diffphys.implicit`.
 """
 
-from . import burgers as burgers, poisson as poisson, porous_medium as porous_medium
+from . import (
+    burgers as burgers,
+    conservation_law as conservation_law,
+    poisson as poisson,
+    porous_medium as porous_medium,
+)
+from ._base import (
+    AbstractConservativeStepper as AbstractConservativeStepper,
+    AbstractStepper as AbstractStepper,
+)
 from ._boundary import (
+    cell_centres as cell_centres,
     Dirichlet as Dirichlet,
     Neumann as Neumann,
     Outflow as Outflow,
     Periodic as Periodic,
 )
-from ._conservation_law import ConservationLaw as ConservationLaw
+from ._etdrk import (
+    AbstractETDRK as AbstractETDRK,
+    etdrk as etdrk,
+    ETDRK1 as ETDRK1,
+    ETDRK2 as ETDRK2,
+    ETDRK3 as ETDRK3,
+    ETDRK4 as ETDRK4,
+)
 from ._rollout import mass_budget as mass_budget, rollout as rollout
+from ._spectral import (
+    AbstractSpectralStepper as AbstractSpectralStepper,
+    SpectralGrid as SpectralGrid,
+    wavenumbers as wavenumbers,
+)
 from .burgers import (
     BurgersFV as BurgersFV,
     BurgersImplicit as BurgersImplicit,
     BurgersSpectral as BurgersSpectral,
 )
+from .conservation_law import ConservationLaw as ConservationLaw
 from .porous_medium import (
     Constant as Constant,
     Custom as Custom,

@@ -10,15 +10,20 @@ import jax
 import jax.numpy as jnp
 
 from .._custom_types import Array, Field, Float, ScalarLike
+from ._base import AbstractConservativeStepper
 from ._boundary import cell_centres
 
 
-class AbstractFiniteVolume1D(eqx.Module):
-    """`N` cells of width `h = L/N`, updated by differences of face fluxes: the
-    update conserves `h Σ u` up to what flows through the two ends."""
+# The Courant number up to which SSP-RK3 with MUSCL fluxes keeps the maximum
+# principle (the limit the explicit finite-volume schemes check).
+SSP_COURANT = 0.5
 
-    domain_extent: eqx.AbstractVar[float]
-    num_points: eqx.AbstractVar[int]
+
+class AbstractFiniteVolume1D(AbstractConservativeStepper):
+    """`N` cells of width `h = L/N`, updated by differences of face fluxes: the
+    update conserves `h Σ u` up to what flows through the two ends, which `step`
+    reports."""
+
     periodic: eqx.AbstractVar[bool]
 
     @abc.abstractmethod

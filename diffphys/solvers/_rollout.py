@@ -6,40 +6,58 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._custom_types import Field, ScalarLike, Trajectory
+from ._base import AbstractConservativeStepper, AbstractStepper
 
 
+@eqx.filter_jit
 def rollout(
-    stepper: Callable[[Field], Field],
+    stepper: AbstractStepper | Callable[..., Field],
     u0: Field,
     num_steps: int,
     *,
     include_init: bool = True,
     save_every: int = 1,
     t0: ScalarLike | None = None,
+    dt: float | None = None,
     throw: bool = True,
 ) -> Trajectory:
     """Apply `stepper` autoregressively, `num_steps` times, with `lax.scan`.
 
     **Arguments:**
 
-    - `stepper`: any `u -> u_next` on an unbatched channels-first field (a solver's
-        stepper or a neural operator).
+    - `stepper`: an `AbstractStepper` (called `stepper(u, t)`, the time advanced by
+        its `dt`), a neural operator (`dp.operators.AbstractOperator`, the same call)
+        or any `u -> u_next` on an unbatched channels-first field.
     - `u0`: the initial state, shape `(C, *N)`.
     - `num_steps`: number of saved steps (static).
     - `include_init`: prepend `u0`, giving `num_steps + 1` frames.
     - `save_every`: solver steps between saved frames (static); the trajectory then
         spans `num_steps * save_every` solver steps.
-    - `t0`: for steppers with time-dependent forcing: the time of `u0`; each step is
-        then called as `stepper(u, t)` with `t` advanced by `stepper.dt`.
+    - `t0`: the time of `u0`. An `AbstractStepper` always steps in time, from
+        `t0 = 0` by default; for anything else `t0=` switches it on: each step is then
+        called as `stepper(u, t)` (operators take and may ignore `t`).
+    - `dt`: the time between steps of a stepper that has none of its own (an
+        operator); default 1, the time then counts steps. An `AbstractStepper` uses
+        its `dt`, and refuses another.
     - `throw`: raise if the trajectory holds a NaN or inf, naming the first bad step
         (a blow-up is then never returned silently). With `False` the caller checks.
 
     **Returns:**
 
     The trajectory, shape `(T, C, *N)` with `T = num_steps (+ 1)`. Batch with
-    `jax.vmap(lambda u: rollout(stepper, u, n))`.
+    `jax.vmap(lambda u: rollout(stepper, u, n))`. Compiled once per stepper
+    structure, as diffrax's `diffeqsolve` (`eqx.filter_jit`): array fields are
+    traced, so a new stepper with other values (a viscosity, a finite-difference
+    probe) reuses the compiled rollout.
     """
     _check_steps(num_steps, save_every)
+    if isinstance(stepper, AbstractStepper):
+        if dt is not None and dt != stepper.dt:
+            raise ValueError(
+                f"rollout(..., dt={dt}): {type(stepper).__name__} steps by its own "
+                f"dt = {stepper.dt}; build it with the dt you want instead."
+            )
+        t0, dt = (0.0 if t0 is None else t0), stepper.dt
     if t0 is None:
 
         def step(u, _):
@@ -47,12 +65,11 @@ def rollout(
 
         start = u0
     else:
-        if not hasattr(stepper, "dt"):
-            raise ValueError("rollout(..., t0=...) needs a stepper with a `dt`.")
+        increment = 1.0 if dt is None else dt
 
         def step(carry, _):
             u, t = carry
-            return (stepper(u, t), t + stepper.dt), None
+            return (stepper(u, t), t + increment), None
 
         start = (u0, jnp.asarray(t0, u0.dtype))
 
@@ -97,6 +114,7 @@ def _check_finite(frames, message: str):
     return eqx.error_if(frames, ~jnp.all(jnp.isfinite(frames)), message)
 
 
+@eqx.filter_jit
 def mass_budget(
     stepper,
     u0: Field,
@@ -110,8 +128,9 @@ def mass_budget(
     right-hand side `b(t)` of a mass constraint `G u = b` where no closed-form mass
     curve exists (any diffusivity, any boundary data).
 
-    **Arguments:** as `rollout`; `stepper` has `step(u, t) -> (u_next, inflow)` and
-    `mass(u)` (`PorousMedium`, `ConservationLaw`).
+    **Arguments:** as `rollout`; `stepper` is an `AbstractConservativeStepper`
+    (`PorousMedium`, `ConservationLaw`): `step(u, t) -> (u_next, inflow)` and
+    `mass(u)`.
 
     **Returns:** `(frames, b)`: the trajectory `(T + 1, C, N)` and `b`, shape
     `(T + 1,)`: `mass(u0)` plus the mass that entered through the ends up to each
@@ -119,10 +138,11 @@ def mass_budget(
     pair `b` with `dp.constraints.mass_weights(x, rule="cells")` to constrain a
     learned model to the solver's budget.
     """
-    if not (hasattr(stepper, "step") and hasattr(stepper, "mass")):
+    if not isinstance(stepper, AbstractConservativeStepper):
         raise ValueError(
             "mass_budget needs a stepper with `step(u, t) -> (u_next, inflow)` and "
-            f"`mass(u)` (PorousMedium, ConservationLaw); got {type(stepper).__name__}."
+            "`mass(u)`, an AbstractConservativeStepper (PorousMedium, "
+            f"ConservationLaw); got {type(stepper).__name__}."
         )
     _check_steps(num_steps, save_every)
 

@@ -1,50 +1,142 @@
-"""Shared pieces of periodic pseudo-spectral solvers: wavenumbers, dealiasing masks and
-ETDRK coefficients by the Kassam–Trefethen contour integral."""
+"""The semi-linear pseudo-spectral engine: `u_t = L u + N(u) + f(x, t)` on a periodic
+grid, `L` a diagonal Fourier symbol integrated exactly by ETDRK, `N` a dealiased
+nonlinear term evaluated in physical space. A spectral PDE is a final subclass of
+`AbstractSpectralStepper` that states its symbol (to build its integrator) and its
+nonlinear term; the engine does the transforms, the forcing and the time step."""
 
-import jax.lax as lax
+import abc
+from collections.abc import Callable
+
+import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
+
+from .._custom_types import Array, Field, Scalar, ScalarLike
+from ._base import AbstractStepper
+from ._etdrk import AbstractETDRK
+from ._grid import check_state, field_at, state_shape
+
+
+def _axis_shape(axis: int, num_spatial_dims: int) -> list[int]:
+    shape = [1] * num_spatial_dims
+    shape[axis] = -1
+    return shape
+
+
+def _wavenumbers(num_spatial_dims: int, domain_extent: float, num_points: int):
+    spacing = domain_extent / num_points
+    k_full = 2 * np.pi * np.fft.fftfreq(num_points, spacing)
+    k_half = 2 * np.pi * np.fft.rfftfreq(num_points, spacing)
+    return [
+        (k_half if axis == num_spatial_dims - 1 else k_full).reshape(
+            _axis_shape(axis, num_spatial_dims)
+        )
+        for axis in range(num_spatial_dims)
+    ]
 
 
 def wavenumbers(num_spatial_dims: int, domain_extent: float, num_points: int):
     """Angular wavenumbers on the rfft grid, one array per axis, shaped to broadcast
-    over `(*N)` with the last axis halved (`N // 2 + 1`)."""
-    k_full = 2 * jnp.pi * jnp.fft.fftfreq(num_points, domain_extent / num_points)
-    k_half = 2 * jnp.pi * jnp.fft.rfftfreq(num_points, domain_extent / num_points)
-    ks = []
-    for axis in range(num_spatial_dims):
-        k = k_half if axis == num_spatial_dims - 1 else k_full
-        shape = [1] * num_spatial_dims
-        shape[axis] = -1
-        ks.append(k.reshape(shape))
-    return ks
+    over `(*N)` with the last axis halved (`N // 2 + 1`). Constants, built with
+    NumPy (no compilation per grid) in the default float dtype."""
+    ks = _wavenumbers(num_spatial_dims, domain_extent, num_points)
+    return [jnp.asarray(k, float) for k in ks]
 
 
 def dealiasing_mask(num_spatial_dims: int, num_points: int, fraction: float):
-    """True for modes kept: |index| below `fraction` of the highest resolved one."""
-    # Integer mode indices as floats (fftfreq with spacing 1/N).
-    index_full = jnp.abs(jnp.fft.fftfreq(num_points, 1 / num_points))
-    index_half = jnp.fft.rfftfreq(num_points, 1 / num_points)
+    """True for modes kept: |index| below `fraction` of the highest resolved one
+    (NumPy)."""
+    index_full = np.abs(np.fft.fftfreq(num_points, 1 / num_points))
+    index_half = np.fft.rfftfreq(num_points, 1 / num_points)
     limit = fraction * (num_points // 2)
-    mask = jnp.ones((), bool)
+    mask = np.ones((), bool)
     for axis in range(num_spatial_dims):
         index = index_half if axis == num_spatial_dims - 1 else index_full
-        shape = [1] * num_spatial_dims
-        shape[axis] = -1
-        mask = mask & (index.reshape(shape) <= limit)
+        mask = mask & (index.reshape(_axis_shape(axis, num_spatial_dims)) <= limit)
     return mask
 
 
-def phi_functions(z, num_circle_points: int, circle_radius: float, max_order: int):
-    """`φ_1(z) ... φ_max_order(z)` (`φ_0 = e^z`, `φ_{j+1} = (φ_j - 1/j!) / z`) by the
-    mean over `num_circle_points` points on a circle of radius `circle_radius` around
-    each `z` (Kassam & Trefethen 2005), free of cancellation near `z = 0`. `z` real."""
-    m = jnp.arange(1, num_circle_points + 1, dtype=z.dtype)
-    angle = jnp.pi * (m - 0.5) / num_circle_points
-    roots = circle_radius * lax.complex(jnp.cos(angle), jnp.sin(angle))
-    zc = z.astype(roots.dtype)[..., None] + roots.reshape((1,) * z.ndim + (-1,))
-    phis, phi, factorial = [], jnp.exp(zc), 1.0
-    for j in range(1, max_order + 1):
-        phi = (phi - 1.0 / factorial) / zc
-        factorial *= j
-        phis.append(jnp.mean(phi, axis=-1).real.astype(z.dtype))
-    return phis
+class SpectralGrid(eqx.Module):
+    """A periodic grid `[0, L)^d`, `N` points per axis, and its rfft modes, for
+    channels-first fields `(C, *N)`: transforms, wavenumbers `ks` (one per axis,
+    with a leading channel axis) and the dealiasing mask (modes above
+    `dealiasing_fraction` of the highest one are dropped, as exponax)."""
+
+    num_spatial_dims: int = eqx.field(static=True)
+    num_points: int = eqx.field(static=True)
+    ks: list[Array]
+    mask: Array
+    minus_k2: Array
+
+    def __init__(
+        self, num_spatial_dims, domain_extent, num_points, dealiasing_fraction=2 / 3
+    ):
+        self.num_spatial_dims = num_spatial_dims
+        self.num_points = num_points
+        # Constants from NumPy: building a grid compiles nothing.
+        ks = _wavenumbers(num_spatial_dims, domain_extent, num_points)
+        self.ks = [jnp.asarray(k[None], float) for k in ks]
+        modes = (1,) + np.broadcast_shapes(*[k.shape for k in ks])
+        mask = dealiasing_mask(num_spatial_dims, num_points, dealiasing_fraction)
+        self.mask = jnp.broadcast_to(mask, modes)
+        self.minus_k2 = jnp.asarray(
+            np.broadcast_to(-sum(k**2 for k in ks), modes), float
+        )
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        return tuple(range(1, self.num_spatial_dims + 1))
+
+    def forward(self, u: Array) -> Array:
+        return jnp.fft.rfftn(u, axes=self.axes)
+
+    def inverse(self, v: Array) -> Array:
+        shape = (self.num_points,) * self.num_spatial_dims
+        return jnp.fft.irfftn(v, s=shape, axes=self.axes)
+
+    def dealias(self, v: Array) -> Array:
+        return jnp.where(self.mask, v, 0)
+
+    def wavenumbers(self, like: Array) -> list[Array]:
+        """`ks` in `like`'s dtype (complex for rfft coefficients)."""
+        return [k.astype(like.dtype) for k in self.ks]
+
+    def laplacian(self) -> Array:
+        """The symbol `-|k|²`, broadcast to the modes `(1, *K)`."""
+        return self.minus_k2
+
+
+Forcing = Field | Callable[[Scalar], Field] | None
+
+
+class AbstractSpectralStepper(AbstractStepper):
+    """`u_t = L u + N(u) + f(x, t)` on a periodic grid by ETDRK.
+
+    A final subclass holds `grid` (a `SpectralGrid`), `integrator` (an ETDRK module
+    built from its symbol `L`, e.g. `etdrk(order, dt, L)`), `forcing` (`None`, a field
+    `(C, *N)` or `f(t) -> (C, *N)`, evaluated at each stage's time) and
+    `num_channels`, and defines `nonlinear(v)`: `N` of the rfft coefficients `v`,
+    dealiased. The output has the input's dtype.
+    """
+
+    num_channels: eqx.AbstractVar[int]
+    grid: eqx.AbstractVar[SpectralGrid]
+    integrator: eqx.AbstractVar[AbstractETDRK]
+    forcing: eqx.AbstractVar[Forcing]
+
+    @abc.abstractmethod
+    def nonlinear(self, v: Array) -> Array:
+        """The nonlinear term in Fourier space, from the rfft coefficients `v`."""
+
+    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
+        shape = state_shape(self.num_channels, self.num_spatial_dims, self.num_points)
+        check_state(u, shape)
+        grid = self.grid
+
+        def rhs(w, time):
+            out = self.nonlinear(w)
+            f = field_at(self.forcing, time, u)
+            return out if f is None else out + grid.forward(f)
+
+        v = self.integrator.step(grid.forward(u), t, rhs)
+        return grid.inverse(v).astype(u.dtype)

@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 
+from .. import evaluation
 from .._custom_types import Field, Scalar
 
 
@@ -23,9 +24,10 @@ def relative_mse(pred: Field, true: Field) -> Scalar:
 
 
 def nrmse(pred: Field, true: Field) -> Scalar:
-    """`‖pred − true‖ / ‖true‖`, the square root of `relative_mse` (APEBench's
-    training and test metric for a one-channel state)."""
-    return jnp.sqrt(relative_mse(pred, true) + _tiny(true))
+    """`Σ_c ‖pred_c − true_c‖ / ‖true_c‖`: `dp.evaluation.nrmse` of one state, the
+    toolkit's one normalised RMSE (APEBench's training and test metric; for one
+    channel the square root of `relative_mse`)."""
+    return evaluation.nrmse(pred[None], true[None])[0]
 
 
 LOSSES = {"mse": mse, "relative_mse": relative_mse, "nrmse": nrmse}

@@ -1,7 +1,9 @@
+"""The training loop: a jitted step over sharded batches, periodic validation by
+rollout nRMSE, checkpoints with exact resume. The run folder is `_run`, the data
+windows `_data`, the model and its solvers `_model`."""
+
 import contextlib
-import functools
 import json
-import os
 import time
 from pathlib import Path
 
@@ -14,245 +16,87 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .. import constraints, operators
-from .._progress import progress_bar
-from ..datasets import GenerationConfig, open as open_split
-from ..datasets._folder import load_manifest
-from ..datasets._generate import _atomic_write
-from ..evaluation import AbstractModel, nrmse as nrmse_per_step
-from ..evaluation._engine import check_compatible
+from .._progress import tracker
+from .._store import serialise, write_json
+from ..datasets import GenerationConfig, load_manifest
+from ..evaluation import nrmse as nrmse_per_step
 from ..solvers import rollout
-from ._config import (
-    build_model,
-    coarse_solver,
-    reference_solver,
-    TrainConfig,
-)
+from . import _run as run_folder
+from ._config import TrainConfig
+from ._data import batch_windows, load_split
 from ._losses import get_loss
+from ._model import build_model, make_step, reference_solver
 from ._modes import unroll
+from ._optimiser import optimiser_of
 
 
-RUN_FORMAT = "diffphys-run"
-CONFIG = "config.json"
-CHECKPOINT = "checkpoint.eqx"
-STATE = "checkpoint.json"
-BEST = "best.eqx"
-LOG = "log.jsonl"
-SUMMARY = "summary.json"
-
-
-# --------------------------------------------------------------------------------
-# The model's step, shared by training, validation and evaluation
-
-
-def make_step(model, train: TrainConfig, data: GenerationConfig):
-    """`fn(params) -> step` with `step(u) -> (u_next, model_input)`: the trained
-    model's one-frame step on `data`'s grid (for `correction`, the coarse solver
-    then the network's additive correction)."""
-    if train.parsed_mode.kind != "correction":
-        return lambda params: lambda u: (model(u), u)
-    solver = coarse_solver(train.solver, data)
-
-    def make(params):
-        coarse = solver(params)
-
-        def step(u):
-            v = coarse(u)
-            return v + model(v), v
-
-        return step
-
-    return make
-
-
-class TrainedModel(AbstractModel):
-    """A trained run as an evaluation model (`dp.evaluation.evaluate` or
-    `diffphys evaluate --model RUN_DIR`): the network's one-frame step, with the
-    coarse solver in front for `correction` runs. It runs on any dataset of the
-    same PDE, channels and frame interval (the grid may differ)."""
+class TrainResult(eqx.Module):
+    """What `train` returns: the trained `model` (the parameters of the last
+    step; `load_run(folder)` gives the best by validation), the `summary` (as in
+    `summary.json`: step, whether finished, best validation nRMSE and its step,
+    seconds, parameters, devices, compiled step bytes) and the run `folder`."""
 
     model: eqx.Module
-    train: TrainConfig = eqx.field(static=True)
-    trained_on: GenerationConfig = eqx.field(static=True)
-    name: str = eqx.field(static=True)
-
-    def build(self, config, steps):
-        a, b = self.trained_on, config
-        check_compatible(self.name, a.scenario_obj, b.scenario_obj)
-        if not np.isclose(a.frame_interval, b.frame_interval, rtol=1e-9):
-            raise ValueError(
-                f"Model {self.name!r} steps {a.frame_interval:g} in time; the "
-                f"dataset's frames are {b.frame_interval:g} apart."
-            )
-        if a.domain_extent != b.domain_extent:
-            raise ValueError(
-                f"Model {self.name!r} was trained on a domain of length "
-                f"{a.domain_extent:g}; the dataset's is {b.domain_extent:g}."
-            )
-        make = make_step(self.model, self.train, config)
-
-        def fn(u0, params):
-            step = make(params)
-            return rollout(lambda u: step(u)[0], u0, steps, throw=False)
-
-        return fn
+    summary: dict = eqx.field(static=True)
+    folder: Path = eqx.field(static=True)
 
 
-# --------------------------------------------------------------------------------
-# Data
+def train(
+    config: TrainConfig,
+    data,
+    out,
+    *,
+    overwrite: bool = False,
+    until: int | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train `config` on the dataset folder `data`, writing the run folder `out`:
 
+    - `config.json`: the options, the dataset's config and hash, DyMixOp's τ;
+    - `checkpoint.eqx` + `checkpoint.json`: model and optimiser state at the last
+      validation, with the step and the best validation so far;
+    - `best.eqx`: the model with the lowest validation nRMSE (model selection on the
+      validation split only; the test split is never read);
+    - `log.jsonl`: one JSON object per logged step and per validation;
+    - `summary.json` at the end.
 
-def load_split(folder, split: str):
-    """All trajectories of one split in memory: fields `(B, T, C, *N)` and
-    parameters `(B, P)` (NumPy)."""
-    dataset = open_split(folder, split, n_input=1, n_output=None)
-    if dataset.num_trajectories == 0:
-        raise ValueError(f"Split {split!r} of {folder} holds no trajectories.")
-    with dataset:
-        items = [dataset[i] for i in range(dataset.num_trajectories)]
-    fields = np.stack(
-        [np.concatenate([it["input_fields"], it["output_fields"]]) for it in items]
-    )
-    scalars = np.stack([it["constant_scalars"] for it in items])
-    return fields, scalars, dataset.scalar_names
+    Re-running the same call on the same folder resumes from the checkpoint and
+    gives exactly the result of an uninterrupted run: batches and random keys are
+    pure functions of `(seed, step)`. `until=S` stops after optimiser step `S`
+    (checkpointed), for jobs cut into pieces by a queue's time limit.
 
-
-@functools.lru_cache(maxsize=2)  # one permutation per epoch, not per step
-def window_order(num_trajectories, num_frames, horizon, *, seed, epoch):
-    """The `(trajectory, start)` windows of one epoch, shuffled by `(seed, epoch)`."""
-    starts = num_frames - horizon
-    if starts < 1:
-        raise ValueError(
-            f"Windows of {horizon + 1} frames do not fit trajectories of {num_frames} "
-            "frames; use a shorter horizon K or a dataset with more frames."
+    Batches are sharded over all local devices (`jax.sharding`, data parallel);
+    `batch_size` must be a multiple of their number. Runs in the dataset's precision.
+    Returns a `TrainResult`.
+    """
+    out = Path(out)
+    data_config, _ = load_manifest(data)
+    # optax's Adam mixes dtypes internally (bias correction): run it under standard
+    # promotion even where the caller made promotion strict.
+    with data_config.numerics(), jax.numpy_dtype_promotion("standard"):
+        fields, scalars, names = load_split(data, "train")
+        valid = load_split(data, "valid")[:2]
+        resolved = config.resolved(data_config.num_frames)
+        tau = float(operators.structure_change_coefficient(fields, fields.ndim - 3))
+        model = build_model(config, data_config, tau=tau)
+        record = {
+            "format": run_folder.RUN_FORMAT,
+            "version": 1,
+            "train": config.to_dict(),
+            "resolved": resolved,
+            "dataset": {
+                "path": str(data),
+                "hash": data_config.hash,
+                "config": data_config.to_dict(),
+            },
+            "model": {"tau": tau, "parameters": operators.count_parameters(model)},
+        }
+        resume = run_folder.prepare_run(out, record, overwrite)
+        loop = _Loop(config, data_config, model, names, resolved)
+        params, summary = loop.run(
+            out, (fields, scalars), valid, resume=resume, until=until, progress=progress
         )
-    order = np.random.default_rng([seed, epoch]).permutation(num_trajectories * starts)
-    return np.stack(np.divmod(order, starts), axis=1)
-
-
-def batch_windows(fields, scalars, horizon, batch_size, seed, step):
-    """Training batch number `step`: a pure function of `(seed, step)`, so a resumed
-    run reads exactly the batches an uninterrupted one would."""
-    num_windows = fields.shape[0] * (fields.shape[1] - horizon)
-    per_epoch = num_windows // batch_size
-    if per_epoch < 1:
-        raise ValueError(
-            f"The training split has {num_windows} windows of {horizon + 1} frames, "
-            f"fewer than one batch of {batch_size}; lower --batch-size."
-        )
-    epoch, index = divmod(step, per_epoch)
-    order = window_order(
-        fields.shape[0], fields.shape[1], horizon, seed=seed, epoch=epoch
-    )
-    chosen = order[index * batch_size : (index + 1) * batch_size]
-    offsets = chosen[:, 1:2] + np.arange(horizon + 1)
-    return fields[chosen[:, :1], offsets], scalars[chosen[:, 0]]
-
-
-# --------------------------------------------------------------------------------
-# Run folder
-
-
-def _write_json(path: Path, data) -> None:
-    _atomic_write(path, json.dumps(data, indent=1) + "\n")
-
-
-def _serialise(path: Path, tree) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    eqx.tree_serialise_leaves(tmp, tree)
-    os.replace(tmp, path)
-
-
-def read_run(folder) -> dict:
-    """A run folder's `config.json`, checked."""
-    path = Path(folder) / CONFIG
-    if not path.is_file():
-        raise ValueError(f"{folder} is not a diffphys training run (no {CONFIG}).")
-    try:
-        run = json.loads(path.read_text())
-        if run.get("format") != RUN_FORMAT:
-            raise ValueError("not a run file")
-        run["train"] = TrainConfig.from_dict(run["train"])
-        run["dataset"]["config"] = GenerationConfig.from_dict(run["dataset"]["config"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path} is corrupt or not a diffphys run ({e}).") from None
-    return run
-
-
-def _prepare_run(out: Path, record: dict, overwrite: bool) -> bool:
-    """Create the run folder or check it holds this run. True when resuming."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder.")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / CONFIG).is_file():
-            raise ValueError(
-                f"--out {out} is a non-empty folder that is not a diffphys run; "
-                "choose an empty or new folder."
-            )
-        old = json.loads((out / CONFIG).read_text())
-        same = (
-            old.get("train") == record["train"]
-            and old.get("dataset", {}).get("hash") == record["dataset"]["hash"]
-        )
-        if same:
-            return (out / STATE).is_file()
-        if not overwrite:
-            raise ValueError(
-                f"--out {out} holds another run (different options or data); choose "
-                "another folder or pass --overwrite to replace it."
-            )
-        for name in (CONFIG, CHECKPOINT, STATE, BEST, LOG, SUMMARY):
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / CONFIG, record)
-    return False
-
-
-def load_run(folder, *, which: str = "best", name: str | None = None) -> TrainedModel:
-    """The model of a run folder (`best` by validation, or `last`) as a
-    `TrainedModel` for `dp.evaluation.evaluate`."""
-    folder = Path(folder)
-    run = read_run(folder)
-    train, data = run["train"], run["dataset"]["config"]
-    file = {"best": BEST, "last": CHECKPOINT}.get(which)
-    if file is None:
-        raise ValueError(f"`which` must be 'best' or 'last', got {which!r}.")
-    if not (folder / file).is_file():
-        raise ValueError(f"{folder} has no {file}; train it first (diffphys train).")
-    with data.numerics():
-        skeleton = build_model(train, data, tau=run["model"]["tau"])
-        params, static = eqx.partition(skeleton, eqx.is_inexact_array)
-        try:
-            if which == "best":
-                params = eqx.tree_deserialise_leaves(folder / file, params)
-            else:
-                optimiser, _ = _optimiser(train, run["resolved"]["warmup_steps"])
-                params, _ = eqx.tree_deserialise_leaves(
-                    folder / file, (params, optimiser.init(params))
-                )
-        except Exception as e:
-            raise ValueError(
-                f"{folder / file} does not match its run's config ({e})."
-            ) from None
-    return TrainedModel(
-        eqx.combine(params, static), train, data, name or f"{train.model}:{folder.name}"
-    )
-
-
-# --------------------------------------------------------------------------------
-# Training
-
-
-def _optimiser(train: TrainConfig, warmup: int):
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0 if warmup else train.learning_rate,
-        peak_value=train.learning_rate,
-        warmup_steps=warmup,
-        decay_steps=train.steps,
-        end_value=0.01 * train.learning_rate,
-    )
-    chain = [optax.clip_by_global_norm(train.clip_norm)] if train.clip_norm else []
-    chain.append(optax.adamw(schedule, weight_decay=train.weight_decay))
-    return optax.chain(*chain), schedule
+    return TrainResult(eqx.combine(params, loop.static), summary, out)
 
 
 def _penalty(model, train: TrainConfig, x, key):
@@ -268,147 +112,70 @@ def _penalty(model, train: TrainConfig, x, key):
     return jnp.zeros((), x.dtype)
 
 
-def _tracker(enabled, total, done):
-    progress = progress_bar(
-        "training",
-        "loss {task.fields[loss]} valid {task.fields[valid]}",
-        enabled=enabled,
-    )
-    task = progress.add_task("", total=total, completed=done, loss="-", valid="-")
-    return progress, task
-
-
-def train(
-    config: TrainConfig,
-    data,
-    out,
-    *,
-    overwrite: bool = False,
-    until: int | None = None,
-    progress: bool | None = None,
-) -> dict:
-    """Train `config` on the dataset folder `data`, writing the run folder `out`:
-
-    - `config.json`: the options, the dataset's config and hash, DyMixOp's τ;
-    - `checkpoint.eqx` + `checkpoint.json`: model and optimiser state at the last
-      validation, with the step and the best validation so far;
-    - `best.eqx`: the model with the lowest validation nRMSE (model selection on the
-      validation split only; the test split is never read);
-    - `log.jsonl`: one JSON object per logged step and per validation;
-    - `summary.json` at the end.
-
-    Re-running the same call on the same folder resumes from the checkpoint and
-    gives exactly the result of an uninterrupted run: batches and random keys are
-    pure functions of `(seed, step)`. `until=S` stops after step `S` (checkpointed),
-    for jobs cut into pieces by a queue's time limit.
-
-    Batches are sharded over all local devices (`jax.sharding`, data parallel);
-    `batch_size` must be a multiple of their number. Runs in the dataset's precision.
-    Returns the summary.
-    """
-    out = Path(out)
-    data_config, _ = load_manifest(data)
-    # optax's Adam mixes dtypes internally (bias correction): run it under standard
-    # promotion even where the caller made promotion strict.
-    with data_config.numerics(), jax.numpy_dtype_promotion("standard"):
-        fields, scalars, names = load_split(data, "train")
-        valid_fields, valid_scalars, _ = load_split(data, "valid")
-        resolved = config.resolved(data_config.num_frames)
-        tau = float(operators.structure_change_coefficient(fields, fields.ndim - 3))
-        model = build_model(config, data_config, tau=tau)
-        record = {
-            "format": RUN_FORMAT,
-            "version": 1,
-            "train": config.to_dict(),
-            "resolved": resolved,
-            "dataset": {
-                "path": str(data),
-                "hash": data_config.hash,
-                "config": data_config.to_dict(),
-            },
-            "model": {
-                "tau": tau,
-                "parameters": operators.count_parameters(model),
-            },
-        }
-        resume = _prepare_run(out, record, overwrite)
-        return _train_loop(
-            config,
-            data_config,
-            model,
-            out,
-            resume=resume,
-            resolved=resolved,
-            arrays=(fields, scalars, valid_fields, valid_scalars),
-            names=names,
-            until=until,
-            progress=progress,
-        )
-
-
-def _train_loop(
-    config,
-    data_config,
-    model,
-    out,
-    *,
-    resume,
-    resolved,
-    arrays,
-    names,
-    until,
-    progress,
-):
-    fields, scalars, valid_fields, valid_scalars = arrays
-    mode = config.parsed_mode
-    horizon = mode.horizon
+def _mesh(batch_size: int):
+    """Batches split over the local devices, parameters replicated."""
     devices = jax.local_devices()
-    if config.batch_size % len(devices):
+    if batch_size % len(devices):
         raise ValueError(
-            f"--batch-size {config.batch_size} is not a multiple of the "
-            f"{len(devices)} local devices it is sharded over."
+            f"`batch_size={batch_size}` is not a multiple of the {len(devices)} "
+            "local devices it is sharded over."
         )
     mesh = Mesh(np.asarray(devices), ("batch",))
-    sharded = NamedSharding(mesh, PartitionSpec("batch"))
-    replicated = NamedSharding(mesh, PartitionSpec())
+    return (
+        len(devices),
+        NamedSharding(mesh, PartitionSpec("batch")),
+        NamedSharding(mesh, PartitionSpec()),
+    )
 
-    loss = get_loss(config.loss)
-    optimiser, schedule = _optimiser(config, resolved["warmup_steps"])
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    opt_state = optimiser.init(params)
-    reference = reference_solver(data_config) if mode.needs_reference else None
-    base_key = jr.key(config.seed)
 
-    def window_loss(params, window, scalar, key):
-        model = eqx.combine(params, static)
-        p = dict(zip(names, scalar, strict=True))
-        step = make_step(model, config, data_config)(p)
+class _Loop:
+    """One run's jitted pieces (loss, step, validation) and the loop over them."""
+
+    def __init__(self, config, data_config: GenerationConfig, model, names, resolved):
+        self.config, self.data_config = config, data_config
+        self.names, self.resolved = names, resolved
+        self.params, self.static = eqx.partition(model, eqx.is_inexact_array)
+        self.optimiser, self.schedule = optimiser_of(config, resolved["warmup_steps"])
+        self.num_devices, self.sharded, self.replicated = _mesh(config.batch_size)
+        mode = config.parsed_mode
+        self.mode, self.loss = mode, get_loss(config.loss)
+        self.reference = reference_solver(data_config) if mode.needs_reference else None
+        self.train_step = jax.jit(self._train_step)
+        self.validate = jax.jit(self._validate)
+
+    def _step_of(self, params):
+        model = eqx.combine(params, self.static)
+        return model, make_step(model, self.config, self.data_config)
+
+    def _window_loss(self, params, window, scalar, key):
+        model, step_of = self._step_of(params)
+        p = dict(zip(self.names, scalar, strict=True))
+        reference = self.reference
         value, inputs = unroll(
-            mode,
-            step,
+            self.mode,
+            step_of(p),
             window,
-            loss=loss,
+            loss=self.loss,
             reference=None if reference is None else reference(p),
-            tbptt=config.tbptt,
+            tbptt=self.config.tbptt,
         )
-        x = jax.lax.stop_gradient(inputs[0 if config.jaws_at == "truth" else -1])
-        return value, _penalty(model, config, x, key)
+        x = inputs[0 if self.config.jaws_at == "truth" else -1]
+        return value, _penalty(model, self.config, jax.lax.stop_gradient(x), key)
 
-    def total_loss(params, windows, scalars, key):
+    def _total_loss(self, params, windows, scalars, key):
         keys = jr.split(key, windows.shape[0])
-        values, penalties = jax.vmap(window_loss, in_axes=(None, 0, 0, 0))(
+        values, penalties = jax.vmap(self._window_loss, in_axes=(None, 0, 0, 0))(
             params, windows, scalars, keys
         )
         data_loss, penalty = jnp.mean(values), jnp.mean(penalties)
         return data_loss + penalty, (data_loss, penalty)
 
-    @jax.jit
-    def train_step(params, opt_state, windows, scalars, index):
-        key = jr.fold_in(base_key, index)
+    def _train_step(self, params, opt_state, windows, scalars, index):
+        key = jr.fold_in(jr.key(self.config.seed), index)
         (total, (data_loss, penalty)), grads = jax.value_and_grad(
-            total_loss, has_aux=True
+            self._total_loss, has_aux=True
         )(params, windows, scalars, key)
-        updates, opt_state = optimiser.update(grads, opt_state, params)
+        updates, opt_state = self.optimiser.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         stats = {
             "loss": total,
@@ -418,108 +185,123 @@ def _train_loop(
         }
         return params, opt_state, stats
 
-    valid_steps = resolved["valid_steps"]
-    # On the device once, only the frames a validation compares.
-    valid_fields = jax.device_put(valid_fields[:, : valid_steps + 1], replicated)
-    valid_scalars = jax.device_put(valid_scalars, replicated)
-
-    @jax.jit
-    def validate(params, valid_fields, valid_scalars):
-        model = eqx.combine(params, static)
-        step_of = make_step(model, config, data_config)
+    def _validate(self, params, valid_fields, valid_scalars):
+        _, step_of = self._step_of(params)
+        num_steps = self.resolved["valid_num_steps"]
 
         def one(traj, scalar):
-            step = step_of(dict(zip(names, scalar, strict=True)))
-            pred = rollout(lambda u: step(u)[0], traj[0], valid_steps, throw=False)
+            step = step_of(dict(zip(self.names, scalar, strict=True)))
+            pred = rollout(lambda u: step(u)[0], traj[0], num_steps, throw=False)
             return nrmse_per_step(pred[1:], traj[1:])
 
         errors = jax.lax.map(lambda a: one(*a), (valid_fields, valid_scalars))
         return jnp.mean(jnp.where(jnp.isfinite(errors), errors, jnp.inf))
 
-    state = {
-        "step": 0,
-        "best_valid": None,
-        "best_step": None,
-        "seconds": 0.0,
-        "compiled_step_bytes": None,
-    }
-    if resume:
-        state = json.loads((out / STATE).read_text())
-        try:
-            params, opt_state = eqx.tree_deserialise_leaves(
-                out / CHECKPOINT, (params, opt_state)
-            )
-        except Exception as e:
-            raise ValueError(
-                f"{out / CHECKPOINT} cannot be read ({e}); pass --overwrite to start "
-                "the run again."
-            ) from None
-    _truncate_log(out / LOG, state["step"])
-    params = jax.device_put(params, replicated)
-    opt_state = jax.device_put(opt_state, replicated)
+    def _restore(self, out: Path, resume: bool):
+        """The loop's state and the parameters and optimiser state it goes on from
+        (a fresh start, or the checkpoint of a resumed run)."""
+        params, opt_state = self.params, self.optimiser.init(self.params)
+        state = {
+            "step": 0,
+            "best_valid": None,
+            "best_step": None,
+            "seconds": 0.0,
+            "compiled_step_bytes": None,
+        }
+        if resume:
+            state = json.loads((out / run_folder.STATE).read_text())
+            try:
+                params, opt_state = eqx.tree_deserialise_leaves(
+                    out / run_folder.CHECKPOINT, (params, opt_state)
+                )
+            except Exception as e:
+                raise ValueError(
+                    f"{out / run_folder.CHECKPOINT} cannot be read ({e}); pass "
+                    "`overwrite=True` to start the run again."
+                ) from None
+        run_folder.truncate_log(out / run_folder.LOG, state["step"])
+        put = jax.device_put
+        return state, put(params, self.replicated), put(opt_state, self.replicated)
 
-    stop = config.steps if until is None else min(until, config.steps)
-    every = resolved["validate_every"]
-    log_every = max(1, min(every, config.steps // 100 or 1))
-    start_time = time.perf_counter() - state["seconds"]
-    compiled = None
-    bar, task = _tracker(progress, config.steps, state["step"])
-    with bar, open(out / LOG, "a") as log:
-        for index in range(state["step"], stop):
-            windows, batch_scalars = batch_windows(
-                fields, scalars, horizon, config.batch_size, config.seed, index
+    def run(self, out, train_arrays, valid_arrays, *, resume, until, progress):
+        config, resolved = self.config, self.resolved
+        fields, scalars = train_arrays
+        # On the device once, only the frames a validation compares.
+        valid_fields, valid_scalars = valid_arrays
+        valid_fields = valid_fields[:, : resolved["valid_num_steps"] + 1]
+        valid = jax.device_put((valid_fields, valid_scalars), self.replicated)
+        state, params, opt_state = self._restore(out, resume)
+        total = config.num_train_steps
+        stop = total if until is None else min(until, total)
+        every = resolved["validate_every"]
+        log_every = max(1, min(every, total // 100 or 1))
+        start_time = time.perf_counter() - state["seconds"]
+        compiled = None
+        bar = tracker(
+            "training",
+            "steps",
+            total,
+            state["step"],
+            progress,
+            fields=("loss", "valid"),
+        )
+        with bar as advance, open(out / run_folder.LOG, "a") as log:
+            for index in range(state["step"], stop):
+                windows, batch_scalars = batch_windows(
+                    fields, scalars, self.mode.horizon, config.batch_size,
+                    config.seed, index,
+                )  # fmt: skip
+                batch = jax.device_put((windows, batch_scalars), self.sharded)
+                arguments = (params, opt_state, *batch, np.int32(index))
+                if compiled is None:
+                    compiled = self.train_step.lower(*arguments).compile()
+                    state["compiled_step_bytes"] = _memory(compiled)
+                params, opt_state, stats = compiled(*arguments)
+                done = index + 1
+                if done % log_every == 0 or done == stop:
+                    entry = self._log_entry(done, index, stats, start_time)
+                    log.write(json.dumps(entry) + "\n")
+                    advance(0, loss=f"{entry['loss']:.3e}")
+                if done % every == 0 or done == stop:
+                    value = float(self.validate(params, *valid))
+                    log.write(json.dumps({"step": done, "valid_nrmse": value}) + "\n")
+                    log.flush()
+                    advance(0, valid=f"{value:.3e}")
+                    if state["best_valid"] is None or value < state["best_valid"]:
+                        state["best_valid"], state["best_step"] = value, done
+                        serialise(out / run_folder.BEST, params)
+                    state["step"] = done
+                    state["seconds"] = time.perf_counter() - start_time
+                    serialise(out / run_folder.CHECKPOINT, (params, opt_state))
+                    write_json(out / run_folder.STATE, state)
+                advance(1)
+        summary = {
+            "step": state["step"],
+            "finished": state["step"] == total,
+            "best_valid_nrmse": state["best_valid"],
+            "best_step": state["best_step"],
+            "seconds": round(state["seconds"], 2),
+            "parameters": operators.count_parameters(params),
+            "devices": self.num_devices,
+            "compiled_step_bytes": state["compiled_step_bytes"],
+        }
+        if summary["finished"]:
+            write_json(out / run_folder.SUMMARY, summary)
+        return params, summary
+
+    def _log_entry(self, done, index, stats, start_time) -> dict:
+        entry = {
+            "step": done,
+            **{k: float(v) for k, v in stats.items()},
+            "learning_rate": float(self.schedule(index)),
+            "seconds": round(time.perf_counter() - start_time, 3),
+        }
+        if not np.isfinite(entry["loss"]):
+            raise RuntimeError(
+                f"The training loss became {entry['loss']} at step {done}; lower "
+                "`learning_rate`, keep `clip_norm`, or use a shorter horizon."
             )
-            windows = jax.device_put(windows, sharded)
-            batch_scalars = jax.device_put(batch_scalars, sharded)
-            if compiled is None:
-                compiled = train_step.lower(
-                    params, opt_state, windows, batch_scalars, np.int32(index)
-                ).compile()
-                state["compiled_step_bytes"] = _memory(compiled)
-            params, opt_state, stats = compiled(
-                params, opt_state, windows, batch_scalars, np.int32(index)
-            )
-            done = index + 1
-            if done % log_every == 0 or done == stop:
-                entry = {
-                    "step": done,
-                    **{k: float(v) for k, v in stats.items()},
-                    "learning_rate": float(schedule(index)),
-                    "seconds": round(time.perf_counter() - start_time, 3),
-                }
-                if not np.isfinite(entry["loss"]):
-                    raise RuntimeError(
-                        f"The training loss became {entry['loss']} at step {done}; "
-                        "lower --lr, keep --clip-norm, or use a shorter horizon."
-                    )
-                log.write(json.dumps(entry) + "\n")
-                bar.update(task, loss=f"{entry['loss']:.3e}")
-            if done % every == 0 or done == stop:
-                value = float(validate(params, valid_fields, valid_scalars))
-                log.write(json.dumps({"step": done, "valid_nrmse": value}) + "\n")
-                log.flush()
-                bar.update(task, valid=f"{value:.3e}")
-                if state["best_valid"] is None or value < state["best_valid"]:
-                    state["best_valid"], state["best_step"] = value, done
-                    _serialise(out / BEST, params)
-                state["step"] = done
-                state["seconds"] = time.perf_counter() - start_time
-                _serialise(out / CHECKPOINT, (params, opt_state))
-                _write_json(out / STATE, state)
-            bar.update(task, completed=done)
-    summary = {
-        "step": state["step"],
-        "finished": state["step"] == config.steps,
-        "best_valid_nrmse": state["best_valid"],
-        "best_step": state["best_step"],
-        "seconds": round(state["seconds"], 2),
-        "parameters": operators.count_parameters(params),
-        "devices": len(devices),
-        "compiled_step_bytes": state["compiled_step_bytes"],
-    }
-    if summary["finished"]:
-        _write_json(out / SUMMARY, summary)
-    return summary
+        return entry
 
 
 def _memory(compiled) -> dict | None:
@@ -533,15 +315,3 @@ def _memory(compiled) -> dict | None:
             "output": int(m.output_size_in_bytes),
         }
     return None
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint (they will be written again)."""
-    if not path.is_file():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    _atomic_write(path, "".join(line + "\n" for line in kept))

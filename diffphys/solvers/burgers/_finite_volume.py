@@ -1,18 +1,21 @@
-from collections.abc import Callable
-
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
-from ..._custom_types import Array, ArrayLike, Field, Scalar, ScalarLike
-from .._finite_volume import check_limiter, rusanov_fluxes, ssp_rk3
-from ._common import check_grid, check_state, check_viscosity, forcing_at
+from ..._custom_types import Array, ArrayLike, Field, ScalarLike
+from .._base import AbstractStepper
+from .._finite_volume import check_limiter, rusanov_fluxes, SSP_COURANT, ssp_rk3
+from .._grid import (
+    check_courant,
+    check_grid,
+    check_state,
+    field_at,
+    is_concrete,
+    scalar_parameter,
+)
+from .._spectral import Forcing
 
 
-_MAX_COURANT = 0.5
-
-
-class BurgersFV(eqx.Module):
+class BurgersFV(AbstractStepper):
     """Viscous or inviscid 1D Burgers by conservative finite volumes.
 
     Solves `u_t + (u²/2)_x = ν u_xx` for cell averages on a periodic grid of `N` cells
@@ -40,12 +43,13 @@ class BurgersFV(eqx.Module):
     Reference: LeVeque, *Finite Volume Methods for Hyperbolic Problems* (2002), ch. 6.
     """
 
+    num_spatial_dims: int = eqx.field(static=True)
     domain_extent: float = eqx.field(static=True)
     num_points: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     limiter: str = eqx.field(static=True)
     viscosity: Array
-    forcing: Field | Callable[[Scalar], Field] | None
+    forcing: Forcing
 
     def __init__(
         self,
@@ -57,25 +61,26 @@ class BurgersFV(eqx.Module):
         viscosity: ArrayLike = 0.0,
         max_speed: float = 1.0,
         limiter: str = "mc",
-        forcing: Field | Callable[[Scalar], Field] | None = None,
+        forcing: Forcing = None,
     ):
-        check_grid(num_spatial_dims, domain_extent, num_points, dt)
-        if num_spatial_dims != 1:
-            raise ValueError(
-                "BurgersFV is 1D only; use BurgersSpectral for 2D/3D vector Burgers."
-            )
+        name = "BurgersFV"
+        check_grid(
+            num_spatial_dims, domain_extent, num_points, dt, name=name, dims=(1,)
+        )
         check_limiter(limiter)
-        self.viscosity = check_viscosity(viscosity, allow_zero=True)
+        self.viscosity = scalar_parameter("viscosity", viscosity, allow_zero=True)
         dx = domain_extent / num_points
-        if not isinstance(self.viscosity, jax.core.Tracer):
-            rate = max_speed / dx + 2 * float(self.viscosity) / dx**2
-            if dt * rate > _MAX_COURANT:
-                raise ValueError(
-                    f"dt = {dt} is unstable: max_speed dt/dx + 2 ν dt/dx² = "
-                    f"{dt * rate:.3g} > {_MAX_COURANT} (max_speed = {max_speed}, "
-                    f"ν = {float(self.viscosity)}, dx = {dx:.3g}); the largest stable "
-                    f"dt is {_MAX_COURANT / rate:.4g}."
-                )
+        if is_concrete(self.viscosity):
+            nu = float(self.viscosity)
+            check_courant(
+                name,
+                dt,
+                max_speed / dx + 2 * nu / dx**2,
+                SSP_COURANT,
+                what="max_speed dt/dx + 2 ν dt/dx²",
+                values=f"max_speed = {max_speed}, ν = {nu}, dx = {dx:.3g}",
+            )
+        self.num_spatial_dims = 1
         self.domain_extent = float(domain_extent)
         self.num_points = num_points
         self.dt = float(dt)
@@ -93,11 +98,11 @@ class BurgersFV(eqx.Module):
     def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
         """One SSP-RK3 step from `u` at time `t` (only a time-dependent forcing reads
         `t`)."""
-        check_state(u, 1, self.num_points)
+        check_state(u, (1, self.num_points))
 
         def rate(v, time):
             r = self.rhs(v[0])[None]
-            f = forcing_at(self.forcing, time, u)
+            f = field_at(self.forcing, time, u)
             return (r if f is None else r + f), None
 
         return ssp_rk3(rate, u, t, self.dt)[0]

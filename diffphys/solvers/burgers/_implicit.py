@@ -1,21 +1,16 @@
-from collections.abc import Callable
-
 import equinox as eqx
 import jax.numpy as jnp
 import lineax as lx
 
 from ... import implicit
-from ..._custom_types import Array, ArrayLike, Field, Scalar, ScalarLike
-from ._common import (
-    check_grid,
-    check_state,
-    check_viscosity,
-    forcing_at,
-    SpectralBurgersTerms,
-)
+from ..._custom_types import Array, ArrayLike, Field, ScalarLike
+from .._base import AbstractStepper
+from .._grid import check_grid, check_state, field_at, scalar_parameter, state_shape
+from .._spectral import Forcing, SpectralGrid
+from ._common import nonlinear, num_channels
 
 
-class BurgersImplicit(eqx.Module):
+class BurgersImplicit(AbstractStepper):
     """Viscous Burgers by the θ-scheme (Crank–Nicolson at θ = 1/2), each step a
     differentiable nonlinear solve.
 
@@ -55,9 +50,9 @@ class BurgersImplicit(eqx.Module):
     atol: float | None = eqx.field(static=True)
     throw: bool = eqx.field(static=True)
     viscosity: Array
-    terms: SpectralBurgersTerms
+    grid: SpectralGrid
     linear: Array
-    forcing: Field | Callable[[Scalar], Field] | None
+    forcing: Forcing
 
     def __init__(
         self,
@@ -71,10 +66,12 @@ class BurgersImplicit(eqx.Module):
         rtol: float | None = None,
         atol: float | None = None,
         dealiasing_fraction: float = 2 / 3,
-        forcing: Field | Callable[[Scalar], Field] | None = None,
+        forcing: Forcing = None,
         throw: bool = True,
     ):
-        check_grid(num_spatial_dims, domain_extent, num_points, dt)
+        check_grid(
+            num_spatial_dims, domain_extent, num_points, dt, name="BurgersImplicit"
+        )
         if not 0.5 <= theta <= 1:
             raise ValueError(f"`theta` must lie in [1/2, 1] (A-stable), got {theta}.")
         self.num_spatial_dims = num_spatial_dims
@@ -85,24 +82,25 @@ class BurgersImplicit(eqx.Module):
         self.rtol = rtol
         self.atol = atol
         self.throw = throw
-        self.viscosity = check_viscosity(viscosity, allow_zero=False)
-        self.terms = SpectralBurgersTerms(
+        self.viscosity = scalar_parameter("viscosity", viscosity, allow_zero=False)
+        self.grid = SpectralGrid(
             num_spatial_dims, domain_extent, num_points, dealiasing_fraction
         )
-        self.linear = self.viscosity * self.terms.laplacian_symbol()
+        self.linear = self.viscosity * self.grid.laplacian()
         self.forcing = forcing
 
     def _residual(self, u_next, explicit):
         # Newton iterates only the implicit half; `explicit` is fixed for the step.
-        terms = self.terms
+        grid = self.grid
         lin = self.linear.astype(explicit.dtype)
-        implicit_part = self.theta * self.dt * terms.nonlinear(terms.forward(u_next))
-        return u_next - terms.inverse(
+        implicit_part = self.theta * self.dt * nonlinear(grid, grid.forward(u_next))
+        return u_next - grid.inverse(
             (explicit + implicit_part) / (1 - self.theta * self.dt * lin)
         )
 
     def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
-        check_state(u, self.num_spatial_dims, self.num_points)
+        d = self.num_spatial_dims
+        check_state(u, state_shape(num_channels(d), d, self.num_points))
         single = u.dtype == jnp.float32
         rtol = self.rtol if self.rtol is not None else (1e-5 if single else 1e-11)
         atol = self.atol if self.atol is not None else (1e-6 if single else 1e-13)
@@ -112,14 +110,15 @@ class BurgersImplicit(eqx.Module):
             max_steps=30,
             linear_solver=lx.GMRES(rtol=rtol, atol=atol, restart=30),
         )
-        v = self.terms.forward(u)
+        grid = self.grid
+        v = grid.forward(u)
         lin = self.linear.astype(v.dtype)
         explicit = (1 + (1 - self.theta) * self.dt * lin) * v + (
-            (1 - self.theta) * self.dt * self.terms.nonlinear(v)
+            (1 - self.theta) * self.dt * nonlinear(grid, v)
         )
         for weight, time in ((1 - self.theta, t), (self.theta, t + self.dt)):
-            f = forcing_at(self.forcing, time, u)
+            f = field_at(self.forcing, time, u)
             if f is not None:
-                explicit = explicit + weight * self.dt * self.terms.forward(f)
+                explicit = explicit + weight * self.dt * grid.forward(f)
         sol = implicit.root_find(self._residual, u, explicit, solver, throw=self.throw)
         return sol.value

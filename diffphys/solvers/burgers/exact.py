@@ -8,6 +8,10 @@ import jax.numpy as jnp
 
 from ..._custom_types import Array, ArrayLike
 
+# The inviscid Riemann problem is a solution of the scalar conservation law: it lives
+# beside `ConservationLaw` and serves `BurgersFV`'s tests from there.
+from ..conservation_law.exact import riemann as riemann
+
 
 def cole_hopf_single_mode(
     x: ArrayLike, t: ArrayLike, *, viscosity, a: float, b: float, domain_extent: float
@@ -82,18 +86,3 @@ def cole_hopf(u0: ArrayLike, t: ArrayLike, *, viscosity, domain_extent: float) -
         jnp.fft.rfft(w) * jnp.exp(-ik * jnp.asarray(mean * t, ik.dtype)), n
     )
     return mean + shifted
-
-
-def riemann(
-    x: ArrayLike, t: ArrayLike, *, u_left: float, u_right: float, x0: float = 0.0
-) -> Array:
-    """Entropy solution of the inviscid Riemann problem (on the real line).
-
-    A shock moving at the Rankine–Hugoniot speed `s = (u_left + u_right) / 2` when
-    `u_left > u_right`, a rarefaction fan `u = (x - x0) / t` otherwise.
-    """
-    xi = (jnp.asarray(x) - x0) / jnp.maximum(t, 1e-300)
-    if u_left > u_right:
-        speed = 0.5 * (u_left + u_right)
-        return jnp.where(xi < speed, u_left, u_right)
-    return jnp.clip(xi, u_left, u_right)

@@ -13,7 +13,7 @@ from .._boundary import (
     Periodic,
 )
 from .._finite_volume import AbstractFiniteVolume1D
-from ..burgers._common import check_grid, check_state
+from .._grid import check_grid, check_state
 from ._diffusivity import AbstractDiffusivity, as_diffusivity, Constant
 
 
@@ -66,6 +66,7 @@ class PorousMedium(AbstractFiniteVolume1D):
     parabolic problems); ProbConserv's GPME family: Hansen et al., ICML 2023.
     """
 
+    num_spatial_dims: int = eqx.field(static=True)
     domain_extent: float = eqx.field(static=True)
     num_points: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
@@ -95,14 +96,20 @@ class PorousMedium(AbstractFiniteVolume1D):
         max_steps: int = 50,
         throw: bool = True,
     ):
-        check_grid(num_spatial_dims, domain_extent, num_points, dt)
-        if num_spatial_dims != 1:
-            raise ValueError("PorousMedium is 1D only (num_spatial_dims=1).")
+        check_grid(
+            num_spatial_dims,
+            domain_extent,
+            num_points,
+            dt,
+            name="PorousMedium",
+            dims=(1,),
+        )
         if not 0.5 <= theta <= 1:
             raise ValueError(f"`theta` must lie in [1/2, 1] (A-stable), got {theta}.")
         self.periodic = check_boundaries(
             left, right, (Periodic, Dirichlet, Neumann), "PorousMedium"
         )
+        self.num_spatial_dims = 1
         self.domain_extent = float(domain_extent)
         self.num_points = num_points
         self.dt = float(dt)
@@ -147,7 +154,7 @@ class PorousMedium(AbstractFiniteVolume1D):
         right end)`: the mass that entered over the step (negative when it left),
         so that `mass(u⁺) - mass(u) == inflow.sum()` to round-off.
         """
-        check_state(u, 1, self.num_points)
+        check_state(u, (1, self.num_points))
         u = self.diffusivity.check_state(u)
         single = u.dtype == jnp.float32
         rtol = self.rtol if self.rtol is not None else (1e-5 if single else 1e-11)
@@ -179,7 +186,3 @@ class PorousMedium(AbstractFiniteVolume1D):
         rate_next, inflow_next = self._rate(sol.value, t + dt)
         u_next = explicit + theta * dt * rate_next
         return u_next, dt * ((1 - theta) * inflow + theta * inflow_next)
-
-    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
-        """One step from `u` at time `t` (read by time-dependent boundary values)."""
-        return self.step(u, t)[0]

@@ -1,6 +1,8 @@
-"""Analytic solutions and total-mass curves `b(t) = ∫ u dx` of the ProbConserv
-instances (Hansen et al., ICML 2023, appendix; parameters of its data generator),
-and the Barenblatt solution of the porous medium equation.
+"""Analytic solutions and total-mass curves `b(t) = ∫ u dx` of the parabolic
+ProbConserv instances (Hansen et al., ICML 2023, appendix; parameters of its data
+generator), and the Barenblatt solution of the porous medium equation. The
+hyperbolic instances' solutions live beside their solver, in
+`diffphys.solvers.conservation_law.exact`.
 
 - `heat`: `u_t = k u_xx` on the periodic `[0, 2π)`, `u_0 = sin x`;
     `u = e^{-kt} sin x`, mass 0.
@@ -8,14 +10,8 @@ and the Barenblatt solution of the porous medium equation.
     `u = (m (t - x)₊)^{1/m}`, mass `m^{1+1/m} t^{1+1/m} / (m+1)`.
 - `stefan`: `k = 1[u >= u*]` on `[0, 1]`, `u(0, t) = 1`;
     `u = 1 - c₁ erf(x / 2√t)` up to the front `α√t`, 0 beyond; mass `2 c₁ √(t/π)`.
-- `advection`: `u_t + a u_x = 0` on `[0, 1]`, inflow 1; a step at `½ + at`;
-    mass `½ + min(at, ½)`.
-- `burgers`: `u_t + (u²/2)_x = 0` on `[-1, 1]`, inflow `a`; a compression ramp,
-    then a shock; mass `min(a(1 + at)/2, 2a)`.
 
-The Burgers mass is capped at `2a`, reached when the shock leaves the domain at
-`t = 3/a` (ProbConserv's formula omits the cap; it matters for `a > 3`). All
-functions are JAX functions of arrays `x`, `t` (broadcast together) and a scalar
+All functions are JAX functions of arrays `x`, `t` (broadcast together) and a scalar
 parameter, differentiable in all three (away from fronts).
 """
 
@@ -108,39 +104,6 @@ def stefan(x: ArrayLike, t: ArrayLike, *, u_star) -> Array:
 def stefan_mass(t: ArrayLike, *, u_star) -> Array:
     c1 = stefan_constants(u_star)[2]
     return 2 * c1 * jnp.sqrt(jnp.maximum(jnp.asarray(t), 0.0) / jnp.pi)
-
-
-def advection(x: ArrayLike, t: ArrayLike, *, a) -> Array:
-    """`u = 1` where `x - at <= ½`, else 0."""
-    x, t = jnp.asarray(x), jnp.asarray(t)
-    return jnp.where(x - a * t <= 0.5, 1.0, 0.0).astype(jnp.result_type(x, t))
-
-
-def advection_mass(t: ArrayLike, *, a) -> Array:
-    return 0.5 + jnp.minimum(a * jnp.asarray(t), 0.5)
-
-
-def burgers(x: ArrayLike, t: ArrayLike, *, a) -> Array:
-    """Inviscid Burgers from the ramp `u_0 = a` (`x <= -1`), `-ax` (`-1 < x <= 0`),
-    0 (`x > 0`), with inflow `a`: a compression ramp until `t_b = 1/a`, then a shock
-    at `(at - 1)/2` (Rankine–Hugoniot speed `a/2`)."""
-    x, t = jnp.asarray(x), jnp.asarray(t)
-    tail = a * t - 1
-    before = tail < 0
-    ramp = jnp.where(
-        x <= tail, a, jnp.where(x <= 0, a * x / jnp.where(before, tail, -1.0), 0.0)
-    )
-    shock = jnp.where(x < tail / 2, a, 0.0)
-    return jnp.where(before, ramp, shock)
-
-
-def burgers_shock(t: ArrayLike, *, a) -> Array:
-    """Where `u` drops to 0: `x = 0` before `t_b = 1/a`, then `(at - 1)/2`."""
-    return jnp.maximum(a * jnp.asarray(t) - 1, 0.0) / 2
-
-
-def burgers_mass(t: ArrayLike, *, a) -> Array:
-    return jnp.minimum(0.5 * a * (1 + a * jnp.asarray(t)), 2 * a)
 
 
 def _barenblatt_constants(m):

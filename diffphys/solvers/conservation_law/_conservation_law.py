@@ -1,27 +1,26 @@
 from collections.abc import Callable
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, ArrayLike, Field, Float, ScalarLike
-from ._boundary import (
+from ..._custom_types import Array, ArrayLike, Field, Float, ScalarLike
+from .._boundary import (
     BoundaryCondition,
     check_boundaries,
     Dirichlet,
     Outflow,
     Periodic,
 )
-from ._finite_volume import (
+from .._finite_volume import (
     AbstractFiniteVolume1D,
     check_limiter,
     rusanov_fluxes,
+    SSP_COURANT,
     ssp_rk3,
 )
-from .burgers._common import check_grid, check_state
+from .._grid import check_courant, check_grid, check_state, is_concrete
 
 
-_MAX_COURANT = 0.5
 _FLUXES = ("advection", "burgers")
 
 
@@ -55,6 +54,7 @@ class ConservationLaw(AbstractFiniteVolume1D):
     ch. 6–7 (ghost cells ch. 7).
     """
 
+    num_spatial_dims: int = eqx.field(static=True)
     domain_extent: float = eqx.field(static=True)
     num_points: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
@@ -79,9 +79,10 @@ class ConservationLaw(AbstractFiniteVolume1D):
         max_speed: float | None = 1.0,
         limiter: str = "mc",
     ):
-        check_grid(num_spatial_dims, domain_extent, num_points, dt)
-        if num_spatial_dims != 1:
-            raise ValueError("ConservationLaw is 1D only (num_spatial_dims=1).")
+        name = "ConservationLaw"
+        check_grid(
+            num_spatial_dims, domain_extent, num_points, dt, name=name, dims=(1,)
+        )
         if flux not in _FLUXES:
             raise ValueError(f"Unknown flux {flux!r}; choose from {_FLUXES}.")
         check_limiter(limiter)
@@ -91,17 +92,19 @@ class ConservationLaw(AbstractFiniteVolume1D):
         self.velocity = jnp.asarray(velocity)
         if jnp.ndim(self.velocity) != 0:
             raise ValueError("`velocity` must be a scalar.")
-        concrete = not isinstance(self.velocity, jax.core.Tracer)
-        if max_speed is not None and flux == "advection" and concrete:
+        if max_speed is not None and flux == "advection" and is_concrete(self.velocity):
             max_speed = max(max_speed, abs(float(self.velocity)))
         dx = domain_extent / num_points
-        if max_speed is not None and dt * max_speed / dx > _MAX_COURANT:
-            raise ValueError(
-                f"dt = {dt} is unstable: the Courant number max_speed dt/dx = "
-                f"{dt * max_speed / dx:.3g} exceeds {_MAX_COURANT} (max_speed = "
-                f"{max_speed}, dx = {dx:.3g}); the largest stable dt is "
-                f"{_MAX_COURANT * dx / max_speed:.4g}."
+        if max_speed is not None:
+            check_courant(
+                name,
+                dt,
+                max_speed / dx,
+                SSP_COURANT,
+                what="the Courant number max_speed dt/dx",
+                values=f"max_speed = {max_speed}, dx = {dx:.3g}",
             )
+        self.num_spatial_dims = 1
         self.domain_extent = float(domain_extent)
         self.num_points = num_points
         self.dt = float(dt)
@@ -142,9 +145,5 @@ class ConservationLaw(AbstractFiniteVolume1D):
         """One SSP-RK3 step. **Returns:** `(u⁺, inflow)` with `inflow` the mass that
         entered through (left, right) over the step; `mass(u⁺) - mass(u) ==
         inflow.sum()` to round-off."""
-        check_state(u, 1, self.num_points)
-
+        check_state(u, (1, self.num_points))
         return ssp_rk3(self._rate, u, t, self.dt)
-
-    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
-        return self.step(u, t)[0]

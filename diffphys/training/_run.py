@@ -1,0 +1,110 @@
+"""The run folder of a training run: its record (`config.json`), checkpoints,
+best model, log and summary; written through `diffphys._store`, so every file is
+replaced atomically and a folder of someone else's is never touched."""
+
+import json
+from pathlib import Path
+
+import equinox as eqx
+
+from .._store import atomic_write, claim_folder, write_json
+from ..datasets import GenerationConfig
+from ._config import TrainConfig
+from ._model import build_model, TrainedModel
+from ._optimiser import optimiser_of
+
+
+RUN_FORMAT = "diffphys-run"
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.eqx"
+STATE = "checkpoint.json"
+BEST = "best.eqx"
+LOG = "log.jsonl"
+SUMMARY = "summary.json"
+FILES = (CONFIG, CHECKPOINT, STATE, BEST, LOG, SUMMARY)
+
+
+def read_run(folder) -> dict:
+    """A run folder's `config.json`, checked."""
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise ValueError(f"{folder} is not a diffphys training run (no {CONFIG}).")
+    try:
+        run = json.loads(path.read_text())
+        if run.get("format") != RUN_FORMAT:
+            raise ValueError("not a run file")
+        run["train"] = TrainConfig.from_dict(run["train"])
+        run["dataset"]["config"] = GenerationConfig.from_dict(run["dataset"]["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is corrupt or not a diffphys run ({e}).") from None
+    return run
+
+
+def prepare_run(out: Path, record: dict, overwrite: bool) -> bool:
+    """Create the run folder or check it holds this run. True when resuming."""
+
+    def compare(folder):
+        path = folder / CONFIG
+        if not path.is_file():
+            return None
+        old = json.loads(path.read_text())
+        same = (
+            old.get("train") == record["train"]
+            and old.get("dataset", {}).get("hash") == record["dataset"]["hash"]
+        )
+        return "" if same else "different options or data"
+
+    resume = claim_folder(
+        out,
+        kind="run",
+        compare=compare,
+        owned=lambda: [out / name for name in FILES],
+        overwrite=overwrite,
+    )
+    if resume:
+        return (out / STATE).is_file()
+    write_json(out / CONFIG, record)
+    return False
+
+
+def load_run(folder, *, which: str = "best", name: str | None = None) -> TrainedModel:
+    """The model of a run folder (`best` by validation, or `last`) as a
+    `TrainedModel` for `dp.evaluation.evaluate`."""
+    folder = Path(folder)
+    run = read_run(folder)
+    train, data = run["train"], run["dataset"]["config"]
+    file = {"best": BEST, "last": CHECKPOINT}.get(which)
+    if file is None:
+        raise ValueError(f"`which` must be 'best' or 'last', got {which!r}.")
+    if not (folder / file).is_file():
+        raise ValueError(f"{folder} has no {file}; train it first (dp.training.train).")
+    with data.numerics():
+        skeleton = build_model(train, data, tau=run["model"]["tau"])
+        params, static = eqx.partition(skeleton, eqx.is_inexact_array)
+        try:
+            if which == "best":
+                params = eqx.tree_deserialise_leaves(folder / file, params)
+            else:
+                optimiser, _ = optimiser_of(train, run["resolved"]["warmup_steps"])
+                params, _ = eqx.tree_deserialise_leaves(
+                    folder / file, (params, optimiser.init(params))
+                )
+        except Exception as e:
+            raise ValueError(
+                f"{folder / file} does not match its run's config ({e})."
+            ) from None
+    return TrainedModel(
+        eqx.combine(params, static), train, data, name or f"{train.model}:{folder.name}"
+    )
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint (they will be written again)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    atomic_write(path, "".join(line + "\n" for line in kept))
