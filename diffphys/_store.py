@@ -65,7 +65,7 @@ def claim_folder(
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"`out` = {out} is a file; choose a folder.")
+        raise ValueError(f"`out={out}` is a file; choose a folder.")
     tolerated = set(tolerated)
     if out.is_dir() and any(out.iterdir()):
         difference = compare(out)

@@ -51,7 +51,7 @@ class GenerationConfig(eqx.Module):
     dt: float = eqx.field(static=True)
     save_every: int = eqx.field(static=True)
     seed: int = eqx.field(static=True)
-    split: tuple[float, float, float] = eqx.field(static=True)
+    split: tuple[float, ...] = eqx.field(static=True)
     shard_size: int = eqx.field(static=True)
     params: tuple[tuple[str, str], ...] = eqx.field(static=True)
     precision: str = eqx.field(static=True)

@@ -30,7 +30,7 @@ def _prepare(out: Path, overwrite: bool) -> None:
             ours = json.loads(text).get("format") == _MARKER
         except (OSError, ValueError):
             ours = False
-        return "a previous report" if ours else None
+        return "written before" if ours else None
 
     def owned():
         return [
