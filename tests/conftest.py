@@ -12,7 +12,10 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # The suite's grids are tiny, so its time is XLA compilation, not execution: LLVM's
 # cheapest optimisation level compiles about a fifth faster (measured on the demo
-# test: 56 s -> 45 s) and changes no IEEE semantics. Benchmarks never set it.
+# test: 56 s -> 45 s) and changes no IEEE semantics. Benchmarks never set it. The
+# notebooks train models for real, where execution matters: their kernels get the
+# caller's flags (see `pytest_runtest_call`).
+_CALLER_XLA_FLAGS = os.environ.get("XLA_FLAGS")
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import jax  # noqa: E402
@@ -23,6 +26,23 @@ import pytest  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    # This process read its XLA flags at start-up; a notebook's kernel, started
+    # now, reads the environment afresh.
+    if item.path.suffix != ".ipynb":
+        return (yield)
+    ours = os.environ.pop("XLA_FLAGS", None)
+    if _CALLER_XLA_FLAGS is not None:
+        os.environ["XLA_FLAGS"] = _CALLER_XLA_FLAGS
+    try:
+        return (yield)
+    finally:
+        os.environ.pop("XLA_FLAGS", None)
+        if ours is not None:
+            os.environ["XLA_FLAGS"] = ours
 
 
 @pytest.fixture
