@@ -75,10 +75,11 @@ def test_operator_gradients_match_finite_differences(getkey, kind):
     u = _smooth(16)
     params, static = eqx.partition(op, eqx.is_inexact_array)
 
+    @jax.jit  # one compilation for the probes, not one per operation
     def loss(p):
         return jnp.sum(eqx.combine(p, static)(u) ** 2)
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     direction = random_like(getkey(), params)
     directional = tree_vdot(grads, direction)
     np.testing.assert_allclose(
