@@ -137,13 +137,14 @@ def test_correction_gradient_through_an_implicit_step_matches_finite_differences
     target = 0.9 * u0
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
+    @jax.jit  # one compilation for the probes, not one per operation
     def loss(p):
         step = dp.training.make_step(eqx.combine(p, static), config, data)(
             {"nu": jnp.asarray(0.05)}
         )
         return jnp.sum((step(u0)[0] - target) ** 2)
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     direction = random_like(getkey(), params)
     directional = tree_vdot(grads, direction)
     np.testing.assert_allclose(
