@@ -4,6 +4,9 @@ from typing import Annotated
 
 import typer
 
+from .. import datasets as _datasets, evaluation as _evaluation
+from ..training import TrainConfig
+
 
 app = typer.Typer(
     name="diffphys",
@@ -79,28 +82,8 @@ def _default(function, name: str):
     return inspect.signature(function).parameters[name].default
 
 
-def _make_config():
-    from ..datasets import make_config
-
-    return make_config
-
-
-def _generate():
-    from ..datasets import generate
-
-    return generate
-
-
 def _train(name: str):
-    from ..training import TrainConfig
-
     return _default(TrainConfig, name)
-
-
-def _evaluate():
-    from ..evaluation import evaluate
-
-    return evaluate
 
 
 @app.command()
@@ -132,10 +115,10 @@ def generate(
         typer.Option(help="Solver steps between saved frames. [from dt and horizon]"),
     ] = None,
     seed: Annotated[int, typer.Option(help="Base seed of every random draw.")] = (
-        _default(_make_config(), "seed")
+        _default(_datasets.make_config, "seed")
     ),
     split: Annotated[str, typer.Option(help="Train,valid,test fractions.")] = (
-        _default(_make_config(), "split")
+        _default(_datasets.make_config, "split")
     ),
     shard_size: Annotated[
         int | None, typer.Option(help="Trajectories per file. [about 64 MiB a file]")
@@ -149,16 +132,16 @@ def generate(
     ] = None,
     precision: Annotated[
         str, typer.Option(help="float32 or float64, for computing and storing.")
-    ] = _default(_make_config(), "precision"),
+    ] = _default(_datasets.make_config, "precision"),
     source: Annotated[
         str,
         typer.Option(
             help="solver (run the scenario's solver) or exact (its analytic "
             "solution: heat, pme, stefan, advection, burgers-riemann)."
         ),
-    ] = _default(_make_config(), "source"),
+    ] = _default(_datasets.make_config, "source"),
     engine: Annotated[str, typer.Option(help="local or ray.")] = _default(
-        _generate(), "engine"
+        _datasets.generate, "engine"
     ),
     ray_address: Annotated[
         str | None, typer.Option(help="Address of a running Ray cluster.")
@@ -168,10 +151,10 @@ def generate(
     ] = None,
     num_shards: Annotated[
         int, typer.Option(help="Array size: this task writes every n-th shard.", min=1)
-    ] = _default(_generate(), "num_shards"),
+    ] = _default(_datasets.generate, "num_shards"),
     shard_index: Annotated[
         int, typer.Option(help="This task's index in 0..num-shards-1.", min=0)
-    ] = _default(_generate(), "shard_index"),
+    ] = _default(_datasets.generate, "shard_index"),
     overwrite: Annotated[
         bool, typer.Option(help="Replace a dataset of another config in --out.")
     ] = False,
@@ -418,14 +401,14 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Dataset folder (diffphys generate).")],
     out: Annotated[Path, typer.Option(help="Report folder.")],
     split: Annotated[str, typer.Option(help="train, valid or test.")] = _default(
-        _evaluate(), "split"
+        _evaluation.evaluate, "split"
     ),
     steps: Annotated[
         int | None, typer.Option(help="Rollout steps (saved frames). [all]")
-    ] = _default(_evaluate(), "num_steps"),
+    ] = _default(_evaluation.evaluate, "num_steps"),
     threshold: Annotated[
         float, typer.Option(help="Correlation threshold of the high-correlation time.")
-    ] = _default(_evaluate(), "threshold"),
+    ] = _default(_evaluation.evaluate, "threshold"),
     overwrite: Annotated[
         bool, typer.Option(help="Replace a previous report in --out.")
     ] = False,

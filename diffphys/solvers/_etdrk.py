@@ -117,46 +117,25 @@ class ETDRK2(AbstractETDRK):
         return a + _cast(self.phi2, v) * (nonlinear(a, t + self.dt) - nv)
 
 
-class _HalfAndFull(eqx.Module):
-    """The coefficients ETDRK3 and ETDRK4 share: the half-step exponential Euler
-    (`e^{z/2}`, `dt/2 φ₁(z/2)`), `e^z`, and the Cox–Matthews weights
-    `f₁ = dt(φ₁ - 3φ₂ + 4φ₃)`, `f₂ = dt(φ₂ - 2φ₃)`, `f₃ = dt(4φ₃ - φ₂)`."""
-
-    exp: Array
-    exp_half: Array
-    half_phi1: Array
-    phi1: Array
-    f1: Array
-    f2: Array
-    f3: Array
-
-    def __init__(self, dt, linear, num_circle_points, circle_radius):
-        c = _coefficients(dt, linear, 3, num_circle_points, circle_radius)
-        self.exp, self.exp_half, self.half_phi1 = (
-            c["exp"],
-            c["exp_half"],
-            c["half_phi1"],
-        )
-        self.phi1, self.f1, self.f2, self.f3 = c["phi1"], c["f1"], c["f2"], c["f3"]
-
-    def cast(self, v):
-        return [_cast(c, v) for c in (self.exp, self.exp_half, self.half_phi1)]
-
-
 class ETDRK3(AbstractETDRK):
     """Cox–Matthews ETDRK3 (their eq. 26); third order."""
 
     dt: float = eqx.field(static=True)
-    coefficients: _HalfAndFull
+    coefficients: dict[str, Array]
 
     def __init__(self, dt, linear, *, num_circle_points=16, circle_radius=1.0):
+        # The half-step exponential Euler (`e^{z/2}`, `dt/2 φ₁(z/2)`), `e^z`, and the
+        # Cox–Matthews weights `f₁ = dt(φ₁ - 3φ₂ + 4φ₃)`, `f₂ = dt(φ₂ - 2φ₃)`,
+        # `f₃ = dt(4φ₃ - φ₂)`, shared by ETDRK3 and ETDRK4.
         self.dt = float(dt)
-        self.coefficients = _HalfAndFull(dt, linear, num_circle_points, circle_radius)
+        self.coefficients = _coefficients(
+            dt, linear, 3, num_circle_points, circle_radius
+        )
 
     def step(self, v, t, nonlinear):
-        c, h = self.coefficients, self.dt
-        exp, exp_half, half_phi1 = c.cast(v)
-        phi1, f1, f2, f3 = (_cast(x, v) for x in (c.phi1, c.f1, c.f2, c.f3))
+        c, h = {k: _cast(x, v) for k, x in self.coefficients.items()}, self.dt
+        exp, exp_half, half_phi1 = c["exp"], c["exp_half"], c["half_phi1"]
+        phi1, f1, f2, f3 = c["phi1"], c["f1"], c["f2"], c["f3"]
         nv = nonlinear(v, t)
         a = exp_half * v + half_phi1 * nv
         na = nonlinear(a, t + h / 2)
@@ -169,16 +148,21 @@ class ETDRK4(AbstractETDRK):
     fourth order."""
 
     dt: float = eqx.field(static=True)
-    coefficients: _HalfAndFull
+    coefficients: dict[str, Array]
 
     def __init__(self, dt, linear, *, num_circle_points=16, circle_radius=1.0):
+        # The half-step exponential Euler (`e^{z/2}`, `dt/2 φ₁(z/2)`), `e^z`, and the
+        # Cox–Matthews weights `f₁ = dt(φ₁ - 3φ₂ + 4φ₃)`, `f₂ = dt(φ₂ - 2φ₃)`,
+        # `f₃ = dt(4φ₃ - φ₂)`, shared by ETDRK3 and ETDRK4.
         self.dt = float(dt)
-        self.coefficients = _HalfAndFull(dt, linear, num_circle_points, circle_radius)
+        self.coefficients = _coefficients(
+            dt, linear, 3, num_circle_points, circle_radius
+        )
 
     def step(self, v, t, nonlinear):
-        c, h = self.coefficients, self.dt
-        exp, exp_half, half_phi1 = c.cast(v)
-        f1, f2, f3 = (_cast(x, v) for x in (c.f1, c.f2, c.f3))
+        c, h = {k: _cast(x, v) for k, x in self.coefficients.items()}, self.dt
+        exp, exp_half, half_phi1 = c["exp"], c["exp_half"], c["half_phi1"]
+        f1, f2, f3 = c["f1"], c["f2"], c["f3"]
         nv = nonlinear(v, t)
         a = exp_half * v + half_phi1 * nv
         na = nonlinear(a, t + h / 2)
