@@ -1,10 +1,14 @@
 """Shared helpers of the test suite."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
 
+# Jitted: run eagerly, each primitive of each leaf shape compiles on its own, and
+# that compilation was most of what these helpers cost.
+@jax.jit
 def tree_vdot(a, b):
     return sum(
         jnp.vdot(x, y)
@@ -14,11 +18,17 @@ def tree_vdot(a, b):
 
 def central_difference(f, x, v, eps=1e-6):
     """Directional derivative of scalar `f` at `x` along `v`, O(eps^2) accurate."""
+    return _central_difference(f, x, v, eps)
+
+
+@eqx.filter_jit
+def _central_difference(f, x, v, eps):
     plus = jtu.tree_map(lambda xi, vi: xi + eps * vi, x, v)
     minus = jtu.tree_map(lambda xi, vi: xi - eps * vi, x, v)
     return (f(plus) - f(minus)) / (2 * eps)
 
 
+@jax.jit
 def random_like(key, tree):
     leaves, treedef = jtu.tree_flatten(tree)
     keys = jax.random.split(key, len(leaves))

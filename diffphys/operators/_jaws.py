@@ -8,6 +8,7 @@ variance field, the Jacobian estimator and every setting are unknown; everything
 below is our reconstruction, and no result of it is the paper's.
 """
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -104,7 +105,7 @@ class JAWS(AbstractOperator):
             raise ValueError(f"`s_prior` ({s_prior}) must exceed `s_min` ({s_min}).")
         d = num_spatial_dims
         # Start at s(x) = s_prior: the raw output whose softplus is s_prior - s_min.
-        start = float(s_prior - s_min + jnp.log(-jnp.expm1(-(s_prior - s_min))))
+        start = s_prior - s_min + math.log(-math.expm1(-(s_prior - s_min)))
         if variance == "head":
             k1, k2 = jr.split(key)
             self.head = (

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 
 from .._store import atomic_write, claim_folder, write_json
 from ..datasets import GenerationConfig
@@ -79,16 +81,15 @@ def load_run(folder, *, which: str = "best", name: str | None = None) -> Trained
     if not (folder / file).is_file():
         raise ValueError(f"{folder} has no {file}; train it first (dp.training.train).")
     with data.numerics():
-        skeleton = build_model(train, data, tau=run["model"]["tau"])
-        params, static = eqx.partition(skeleton, eqx.is_inexact_array)
+        skeleton = _skeleton(train, data, run["model"]["tau"])
+        params, static = eqx.partition(skeleton, _is_parameter)
         try:
             if which == "best":
                 params = eqx.tree_deserialise_leaves(folder / file, params)
             else:
                 optimiser, _ = optimiser_of(train, run["resolved"]["warmup_steps"])
-                params, _ = eqx.tree_deserialise_leaves(
-                    folder / file, (params, optimiser.init(params))
-                )
+                state = eqx.filter_eval_shape(optimiser.init, params)
+                params, _ = eqx.tree_deserialise_leaves(folder / file, (params, state))
         except Exception as e:
             raise ValueError(
                 f"{folder / file} does not match its run's config ({e})."
@@ -96,6 +97,26 @@ def load_run(folder, *, which: str = "best", name: str | None = None) -> Trained
     return TrainedModel(
         eqx.combine(params, static), train, data, name or f"{train.model}:{folder.name}"
     )
+
+
+def _is_parameter(x) -> bool:
+    return eqx.is_inexact_array(x) or (
+        isinstance(x, jax.ShapeDtypeStruct) and jnp.issubdtype(x.dtype, jnp.inexact)
+    )
+
+
+def _skeleton(train: TrainConfig, data: GenerationConfig, tau: float):
+    """The model to read a checkpoint into, with shapes in place of the initial
+    weights: a real initialisation would compile one random draw per weight shape,
+    only for the checkpoint to overwrite it. Built for real where the model holds
+    non-float arrays, which a checkpoint does not store."""
+    shapes = eqx.filter_eval_shape(build_model, train, data, tau=tau)
+    structs = [
+        x for x in jax.tree.leaves(shapes) if isinstance(x, jax.ShapeDtypeStruct)
+    ]
+    if all(jnp.issubdtype(x.dtype, jnp.inexact) for x in structs):
+        return shapes
+    return build_model(train, data, tau=tau)
 
 
 def truncate_log(path: Path, step: int) -> None:
