@@ -11,6 +11,10 @@ from helpers import central_difference, random_like, tree_vdot
 import diffphys as dp
 
 
+# One compilation per model and input shape, not one per operation.
+_call = eqx.filter_jit(lambda model, u: model(u))
+
+
 def _smooth(n):
     x = jnp.arange(n, dtype=float) / n
     return (jnp.sin(2 * jnp.pi * x) + 0.5 * jnp.cos(2 * jnp.pi * 3 * x))[None]
@@ -62,7 +66,7 @@ def test_fno_resolution_transfer(getkey):
     (pointwise maps commute with subsampling; the spectral part sees the same
     modes)."""
     fno = dp.operators.FNO(1, 1, 1, modes=8, width=16, key=getkey())
-    a, b, c = fno(_smooth(64)), fno(_smooth(128)), fno(_smooth(256))
+    a, b, c = (_call(fno, _smooth(n)) for n in (64, 128, 256))
     scale = float(jnp.abs(c).max())
     coarse = float(jnp.abs(a - c[:, ::4]).max()) / scale
     fine = float(jnp.abs(b - c[:, ::2]).max()) / scale
@@ -160,14 +164,13 @@ def test_dymixop_gate_receives_tau(getkey):
     np.testing.assert_allclose(slow.gates(), jax.nn.sigmoid(8 * 0.01))
     np.testing.assert_allclose(fast.gates(), jax.nn.sigmoid(8.0))
     u = _smooth(32)
-    assert float(jnp.abs(slow(u) - fast(u)).max()) > 1e-6 * float(
-        jnp.abs(fast(u)).max()
-    )
+    slow_u, fast_u = _call(slow, u), _call(fast, u)
+    assert float(jnp.abs(slow_u - fast_u).max()) > 1e-6 * float(jnp.abs(fast_u).max())
     # one layer has no gated update: τ cannot matter there
     one = dict(kw, num_layers=1)
     np.testing.assert_allclose(
-        dp.operators.DyMixOp(1, 1, 1, tau=0.01, **one)(u),
-        dp.operators.DyMixOp(1, 1, 1, tau=1.0, **one)(u),
+        _call(dp.operators.DyMixOp(1, 1, 1, tau=0.01, **one), u),
+        _call(dp.operators.DyMixOp(1, 1, 1, tau=1.0, **one), u),
     )
 
 
@@ -250,7 +253,7 @@ def test_jaws_variance_floor_prior_and_gradient(getkey):
     def loss(p):
         return eqx.combine(p, static).penalty(u, key=key, num_probes=2)
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     direction = random_like(getkey(), params)
     directional = tree_vdot(grads, direction)
     np.testing.assert_allclose(
