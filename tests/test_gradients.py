@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import lineax as lx
 import pytest
 from cases import CASES
 from helpers import central_difference, random_like, relative_error, tree_vdot
@@ -92,3 +93,61 @@ def test_implicit_gradient_memory_does_not_grow_with_forward_iterations():
     assert implicit[1] / implicit[0] <= 1.2
     assert unrolled[1] / unrolled[0] > 5
     assert implicit[1] < unrolled[0]
+
+
+def _cubic(x, args):
+    c, kind, power, slope = args  # a traced scalar, a string, an int, an array
+    assert kind == "cubic" and power == 3
+    return x**power + slope * x - c
+
+
+def _scalar_layer(layer, adjoint):
+    """A scalar θ ↦ y(θ) through `layer`, and dy/dθ at θ = 3 in closed form."""
+    if layer == "root_find":
+        # x³ + 2x = θ: x = 1 at θ = 3, dx/dθ = 1 / (3x² + 2)
+        solver = dp.implicit.Newton(rtol=1e-12, atol=1e-12, linear_solver=lx.LU())
+        return (
+            lambda c: (
+                dp.implicit.root_find(
+                    _cubic,
+                    jnp.array(0.5),
+                    (c, "cubic", 3, jnp.array(2.0)),
+                    solver,
+                    adjoint=adjoint,
+                ).value
+            ),
+            0.2,
+        )
+    if layer == "fixed_point":
+        # y = y / 2 + θ / 4: y = θ / 2
+        solver = dp.implicit.FixedPointIteration(rtol=1e-13, atol=1e-13)
+        return (
+            lambda c: (
+                dp.implicit.fixed_point(
+                    lambda y, a: 0.5 * y + a[0] / 4,
+                    jnp.array(0.0),
+                    (c, 2),
+                    solver,
+                    adjoint=adjoint,
+                ).value
+            ),
+            0.5,
+        )
+    # 4 y = θ: y = θ / 4
+    solver = dp.implicit.CG(rtol=1e-13, max_steps=10)
+    return lambda c: dp.implicit.linear_solve(
+        lambda y: 4.0 * y, c * jnp.ones(2), solver, adjoint=adjoint
+    ).value[0], 0.25
+
+
+@pytest.mark.parametrize("adjoint", [IMPLICIT, UNROLLED], ids=["implicit", "unrolled"])
+@pytest.mark.parametrize("layer", ["linear_solve", "root_find", "fixed_point"])
+def test_python_scalars_and_weak_types_differentiate(layer, adjoint):
+    # `jax.grad(f)(3.0)`: a weakly typed tracer reaches the layer's arguments,
+    # beside a string and an int that stay static.
+    f, derivative = _scalar_layer(layer, adjoint)
+    assert abs(float(jax.grad(f)(3.0)) - derivative) < 1e-10
+    _, tangent = jax.jvp(f, (3.0,), (1.0,))
+    assert abs(float(tangent) - derivative) < 1e-10
+    weak = jnp.asarray(3.0)  # a weakly typed array, under jit
+    assert abs(float(jax.jit(jax.grad(f))(weak)) - derivative) < 1e-10

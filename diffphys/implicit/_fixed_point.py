@@ -15,6 +15,7 @@ from ._misc import (
     check_residual_fn,
     finish,
     stop_gradient,
+    strongly_typed,
     tree_axpy,
     tree_sub,
     two_norm,
@@ -246,6 +247,7 @@ def fixed_point(
             f"Anderson(...) or Jaxopt(...), got {type(solver).__name__}."
         )
     check_residual_fn(fn, y0, args, "fixed_point", "a value")
+    y0, args = strongly_typed((y0, args))
     fn = eqx.filter_closure_convert(fn, y0, args)
     inputs = (fn, y0, args, stop_gradient(solver), adjoint.loop_kind)
     y, (result, stats) = adjoint.apply(

@@ -50,6 +50,19 @@ def stop_gradient(tree: PyTree) -> PyTree:
     return eqx.combine(lax.stop_gradient(dynamic), static)
 
 
+def strongly_typed(tree: PyTree) -> PyTree:
+    """The PyTree with every weakly typed array leaf (a Python scalar that became
+    an array or a tracer, as under `jax.grad(f)(3.0)`) given its dtype for real.
+
+    A closure-converted residual is called with exactly the types it was converted
+    with; inside optimistix's implicit JVP a weak type does not survive, so the
+    layers convert their inputs first. Non-array leaves are left as they are.
+    """
+    return jtu.tree_map(
+        lambda x: jnp.asarray(x, jnp.result_type(x)) if eqx.is_array(x) else x, tree
+    )
+
+
 def _describe(struct: PyTree) -> str:
     return str(jtu.tree_map(lambda s: f"{s.dtype}{list(s.shape)}", struct))
 
@@ -91,7 +104,7 @@ def check_residual_fn(
     if not callable(fn):
         raise ValueError(f"`fn` must be a callable `fn(y, args)`, got {type(fn)}.")
     y_struct = structure_of(y0, "y0")
-    out_struct = jax.eval_shape(fn, y0, args)
+    out_struct = eqx.filter_eval_shape(fn, y0, args)
     check_same_structure(
         out_struct,
         y_struct,

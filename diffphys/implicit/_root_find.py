@@ -14,6 +14,7 @@ from ._misc import (
     check_residual_fn,
     finish,
     stop_gradient,
+    strongly_typed,
     tree_axpy,
     tree_neg,
     two_norm,
@@ -228,6 +229,7 @@ def root_find(
             f"dp.implicit.Jaxopt(...), got {type(solver).__name__}."
         )
     check_residual_fn(fn, y0, args, "root_find", "a residual")
+    y0, args = strongly_typed((y0, args))
     fn = eqx.filter_closure_convert(fn, y0, args)
     inputs = (fn, y0, args, stop_gradient(solver), tags, adjoint.loop_kind)
     y, (result, stats) = adjoint.apply(
