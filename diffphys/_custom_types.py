@@ -11,6 +11,9 @@ ScalarLike = float | Float[ArrayLike, ""]
 IntScalar = Int[Array, ""]
 BoolScalar = Bool[Array, ""]
 Field = Float[Array, "C *N"]
+# A state as a caller may pass it: the steppers promote integer and boolean states
+# to the default float dtype (`solvers._grid.float_state`).
+FieldLike = Shaped[ArrayLike, "C *N"]
 # An operator output: same grid as its input `Field`, possibly other channels.
 OutField = Float[Array, "C_out *N"]
 Trajectory = Float[Array, "T C *N"]
@@ -21,6 +24,7 @@ __all__ = [
     "ArrayLike",
     "BoolScalar",
     "Field",
+    "FieldLike",
     "Float",
     "Int",
     "IntScalar",

@@ -111,6 +111,31 @@ def test_jit_vmap_and_float32(case):
     assert jnp.allclose(outs[1], single, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", STEPPERS, ids=repr)
+def test_integer_and_boolean_states_are_promoted_to_float(case):
+    # One rule for every stepper: a step of `jnp.where(x < 0.5, 1, 0)` is the step
+    # of its float version, never a truncation back to integers.
+    stepper = case.make(case.param)
+    smooth = case.state(0.6)
+    whole = (smooth > jnp.mean(smooth)).astype(jnp.int32)  # a 0/1 step
+    mask = smooth < jnp.mean(smooth)
+
+    @jax.jit
+    def steps(whole, mask):
+        return (
+            stepper(whole),
+            stepper(whole.astype(float)),
+            dp.solvers.rollout(stepper, mask, 2)[-1],
+            dp.solvers.rollout(stepper, mask.astype(float), 2)[-1],
+        )
+
+    from_int, from_float, from_bool, from_float_mask = steps(whole, mask)
+    for got, want in [(from_int, from_float), (from_bool, from_float_mask)]:
+        assert got.dtype == jnp.result_type(float)
+        assert jnp.array_equal(got, want)
+    assert not jnp.array_equal(from_int, jnp.round(from_int))  # not truncated
+
+
 def test_rollout_of_an_operator_takes_the_time(getkey):
     # An operator ignores the time; a time-conditioned one receives t0 + k dt.
     fno = dp.operators.FNO(1, 1, 1, modes=4, width=4, num_layers=1, key=getkey())

@@ -4,7 +4,7 @@ import abc
 
 import equinox as eqx
 
-from .._custom_types import Array, Field, Float, Scalar, ScalarLike
+from .._custom_types import Array, Field, FieldLike, Float, Scalar, ScalarLike
 
 
 class AbstractStepper(eqx.Module):
@@ -23,8 +23,9 @@ class AbstractStepper(eqx.Module):
     dt: eqx.AbstractVar[float]
 
     @abc.abstractmethod
-    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
-        """One step from `u` at time `t`."""
+    def __call__(self, u: FieldLike, t: ScalarLike = 0.0) -> Field:
+        """One step from `u` at time `t`. An integer or boolean `u` is promoted to
+        the default float dtype first (the rule of every stepper)."""
 
 
 class AbstractConservativeStepper(AbstractStepper):
@@ -37,10 +38,12 @@ class AbstractConservativeStepper(AbstractStepper):
         """The total mass of `u`."""
 
     @abc.abstractmethod
-    def step(self, u: Field, t: ScalarLike = 0.0) -> tuple[Field, Float[Array, " b"]]:
+    def step(
+        self, u: FieldLike, t: ScalarLike = 0.0
+    ) -> tuple[Field, Float[Array, " b"]]:
         """One step. **Returns:** `(u_next, inflow)`: the mass that entered through
         each boundary over the step, so that `mass(u_next) - mass(u) ==
         inflow.sum()` to round-off."""
 
-    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
+    def __call__(self, u: FieldLike, t: ScalarLike = 0.0) -> Field:
         return self.step(u, t)[0]

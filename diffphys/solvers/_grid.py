@@ -5,7 +5,7 @@ explicit schemes' stability (Courant) limits."""
 import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, ArrayLike, Field
+from .._custom_types import Array, ArrayLike, FieldLike
 
 
 def check_grid(
@@ -89,13 +89,26 @@ def state_shape(num_channels: int, num_spatial_dims: int, num_points: int):
     return (num_channels,) + (num_points,) * num_spatial_dims
 
 
-def check_state(u: Field, shape: tuple[int, ...]) -> None:
-    """Refuse a state that is not `shape` (channels first, unbatched)."""
+def check_state(u: FieldLike, shape: tuple[int, ...]) -> Array:
+    """Refuse a state that is not `shape` (channels first, unbatched); return it as
+    a float array (`float_state`)."""
     if jnp.shape(u) != tuple(shape):
         raise ValueError(
             f"The state must have shape {tuple(shape)} (channels first, unbatched; use "
             f"jax.vmap for batches), got {jnp.shape(u)}."
         )
+    return float_state(u)
+
+
+def float_state(u) -> Array:
+    """`u` as an array, an integer or boolean one promoted to the default float
+    dtype (float64 under `jax_enable_x64`, else float32): the one rule of every
+    stepper, so that a step never truncates `jnp.where(x < 0.5, 1, 0)` to integers.
+    Float and complex states keep their dtype."""
+    u = jnp.asarray(u)
+    if jnp.issubdtype(u.dtype, jnp.inexact):
+        return u
+    return u.astype(jnp.result_type(float))
 
 
 def field_at(value, t, like: Array) -> Array | None:

@@ -5,14 +5,15 @@ import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._custom_types import Field, ScalarLike, Trajectory
+from .._custom_types import Field, FieldLike, ScalarLike, Trajectory
 from ._base import AbstractConservativeStepper, AbstractStepper
+from ._grid import float_state
 
 
 @eqx.filter_jit
 def rollout(
     stepper: AbstractStepper | Callable[..., Field],
-    u0: Field,
+    u0: FieldLike,
     num_steps: int,
     *,
     include_init: bool = True,
@@ -28,7 +29,8 @@ def rollout(
     - `stepper`: an `AbstractStepper` (called `stepper(u, t)`, the time advanced by
         its `dt`), a neural operator (`dp.operators.AbstractOperator`, the same call)
         or any `u -> u_next` on an unbatched channels-first field.
-    - `u0`: the initial state, shape `(C, *N)`.
+    - `u0`: the initial state, shape `(C, *N)`; an integer or boolean one is promoted
+        to the default float dtype, as every stepper does.
     - `num_steps`: number of saved steps (static).
     - `include_init`: prepend `u0`, giving `num_steps + 1` frames.
     - `save_every`: solver steps between saved frames (static); the trajectory then
@@ -51,6 +53,7 @@ def rollout(
     probe) reuses the compiled rollout.
     """
     _check_steps(num_steps, save_every)
+    u0 = float_state(u0)
     if isinstance(stepper, AbstractStepper):
         if dt is not None and dt != stepper.dt:
             raise ValueError(
@@ -117,7 +120,7 @@ def _check_finite(frames, message: str):
 @eqx.filter_jit
 def mass_budget(
     stepper,
-    u0: Field,
+    u0: FieldLike,
     num_steps: int,
     *,
     t0: ScalarLike = 0.0,
@@ -145,6 +148,7 @@ def mass_budget(
             f"ConservationLaw); got {type(stepper).__name__}."
         )
     _check_steps(num_steps, save_every)
+    u0 = float_state(u0)
 
     def step(carry, _):
         u, t, entered = carry

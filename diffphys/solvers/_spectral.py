@@ -11,7 +11,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Field, Scalar, ScalarLike
+from .._custom_types import Array, Field, FieldLike, Scalar, ScalarLike
 from ._base import AbstractStepper
 from ._etdrk import AbstractETDRK
 from ._grid import check_state, field_at, state_shape
@@ -128,9 +128,9 @@ class AbstractSpectralStepper(AbstractStepper):
     def nonlinear(self, v: Array) -> Array:
         """The nonlinear term in Fourier space, from the rfft coefficients `v`."""
 
-    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
+    def __call__(self, u: FieldLike, t: ScalarLike = 0.0) -> Field:
         shape = state_shape(self.num_channels, self.num_spatial_dims, self.num_points)
-        check_state(u, shape)
+        u = check_state(u, shape)
         grid = self.grid
 
         def rhs(w, time):

@@ -1,7 +1,7 @@
 import equinox as eqx
 import jax.numpy as jnp
 
-from ..._custom_types import Array, ArrayLike, Field, ScalarLike
+from ..._custom_types import Array, ArrayLike, Field, FieldLike, ScalarLike
 from .._base import AbstractStepper
 from .._finite_volume import check_limiter, rusanov_fluxes, SSP_COURANT, ssp_rk3
 from .._grid import (
@@ -95,10 +95,10 @@ class BurgersFV(AbstractStepper):
         flux = flux - self.viscosity.astype(u.dtype) * jnp.diff(padded[1:-1]) / dx
         return -jnp.diff(flux) / dx
 
-    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
+    def __call__(self, u: FieldLike, t: ScalarLike = 0.0) -> Field:
         """One SSP-RK3 step from `u` at time `t` (only a time-dependent forcing reads
         `t`)."""
-        check_state(u, (1, self.num_points))
+        u = check_state(u, (1, self.num_points))
 
         def rate(v, time):
             r = self.rhs(v[0])[None]

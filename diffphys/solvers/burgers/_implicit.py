@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import lineax as lx
 
 from ... import implicit
-from ..._custom_types import Array, ArrayLike, Field, ScalarLike
+from ..._custom_types import Array, ArrayLike, Field, FieldLike, ScalarLike
 from .._base import AbstractStepper
 from .._grid import check_grid, check_state, field_at, scalar_parameter, state_shape
 from .._spectral import Forcing, SpectralGrid
@@ -98,9 +98,9 @@ class BurgersImplicit(AbstractStepper):
             (explicit + implicit_part) / (1 - self.theta * self.dt * lin)
         )
 
-    def __call__(self, u: Field, t: ScalarLike = 0.0) -> Field:
+    def __call__(self, u: FieldLike, t: ScalarLike = 0.0) -> Field:
         d = self.num_spatial_dims
-        check_state(u, state_shape(num_channels(d), d, self.num_points))
+        u = check_state(u, state_shape(num_channels(d), d, self.num_points))
         single = u.dtype == jnp.float32
         rtol = self.rtol if self.rtol is not None else (1e-5 if single else 1e-11)
         atol = self.atol if self.atol is not None else (1e-6 if single else 1e-13)

@@ -3,7 +3,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.numpy as jnp
 
-from ..._custom_types import Array, ArrayLike, Field, Float, ScalarLike
+from ..._custom_types import Array, ArrayLike, Field, FieldLike, Float, ScalarLike
 from .._boundary import (
     BoundaryCondition,
     check_boundaries,
@@ -141,9 +141,11 @@ class ConservationLaw(AbstractFiniteVolume1D):
             )
         return rusanov_fluxes(padded, *self._flux(), self.limiter)
 
-    def step(self, u: Field, t: ScalarLike = 0.0) -> tuple[Field, Float[Array, "2"]]:
+    def step(
+        self, u: FieldLike, t: ScalarLike = 0.0
+    ) -> tuple[Field, Float[Array, "2"]]:
         """One SSP-RK3 step. **Returns:** `(u⁺, inflow)` with `inflow` the mass that
         entered through (left, right) over the step; `mass(u⁺) - mass(u) ==
         inflow.sum()` to round-off."""
-        check_state(u, (1, self.num_points))
+        u = check_state(u, (1, self.num_points))
         return ssp_rk3(self._rate, u, t, self.dt)

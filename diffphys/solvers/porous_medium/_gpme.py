@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import lineax as lx
 
 from ... import implicit
-from ..._custom_types import Array, Field, Float, ScalarLike
+from ..._custom_types import Array, Field, FieldLike, Float, ScalarLike
 from .._boundary import (
     BoundaryCondition,
     check_boundaries,
@@ -147,14 +147,16 @@ class PorousMedium(AbstractFiniteVolume1D):
         rate, _ = self._rate(y, t_next)
         return (y - explicit - self.theta * self.dt * rate) / scale
 
-    def step(self, u: Field, t: ScalarLike = 0.0) -> tuple[Field, Float[Array, "2"]]:
+    def step(
+        self, u: FieldLike, t: ScalarLike = 0.0
+    ) -> tuple[Field, Float[Array, "2"]]:
         """One step from `u` at time `t`.
 
         **Returns:** `(u⁺, inflow)`, `inflow = (through the left end, through the
         right end)`: the mass that entered over the step (negative when it left),
         so that `mass(u⁺) - mass(u) == inflow.sum()` to round-off.
         """
-        check_state(u, (1, self.num_points))
+        u = check_state(u, (1, self.num_points))
         u = self.diffusivity.check_state(u)
         single = u.dtype == jnp.float32
         rtol = self.rtol if self.rtol is not None else (1e-5 if single else 1e-11)
