@@ -31,6 +31,14 @@ class RESULTS(optx.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "steps (`max_backtracks`)."
     )
 
+    newton_linear_solve_failed = (
+        "Newton stopped without converging, and the inner linear solve of its last "
+        "step (J d = -F) had failed: the step direction was unreliable, which the "
+        "line search then reports as no decrease. Give the inner solver more "
+        "iterations (`max_steps`) or a tighter rtol; CG/PCG need a symmetric positive "
+        "definite Jacobian (pass the right `tags`, or use lineax.GMRES or lineax.LU)."
+    )
+
 
 class Solution(eqx.Module):
     """The result of `linear_solve`, `root_find` or `fixed_point`.

@@ -81,6 +81,32 @@ def test_line_search_failure_keeps_the_best_iterate():
         _newton_stall()
 
 
+@pytest.mark.parametrize(
+    "inner",
+    [
+        # CG on a symmetric indefinite Jacobian declared SPD
+        im.CG(rtol=1e-10, max_steps=50),
+        # GMRES without enough iterations
+        lx.GMRES(rtol=1e-10, atol=1e-10, max_steps=1, restart=1),
+    ],
+    ids=["cg-indefinite", "gmres-max-steps"],
+)
+def test_a_failed_inner_linear_solve_is_named_as_the_cause(inner):
+    def residual(y, a):
+        return jnp.array([1.0, -1.0, 2.0]) * y + 0.1 * y**3 - a
+
+    tags = frozenset({lx.symmetric_tag, lx.positive_semidefinite_tag})
+    sol = im.root_find(
+        residual,
+        jnp.zeros(3),
+        jnp.ones(3),
+        im.Newton(rtol=1e-10, linear_solver=inner),
+        tags=tags if isinstance(inner, im.CG) else frozenset(),
+        throw=False,
+    )
+    assert sol.result == R.newton_linear_solve_failed
+
+
 def test_cg_detects_an_indefinite_operator():
     sol = im.linear_solve(lambda x: -OPERATOR(x), SOURCE0, throw=False)
     assert sol.result == R.not_positive_definite

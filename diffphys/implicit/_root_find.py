@@ -31,8 +31,10 @@ class Newton(eqx.Module):
     `||F(y_k + α d)||² <= (1 - 2 c α) ||F(y_k)||²`  (Armijo on `½||F||²`, `c = armijo`).
 
     It stops at the first iterate with `||F(y)||_2 <= atol + rtol ||F(y_0)||_2`
-    (Kelley's rule), reports `line_search_failed` when no step decreases the residual
-    and `nonlinear_max_steps_reached` after `max_steps`.
+    (Kelley's rule). Unconverged, it reports `newton_linear_solve_failed` when the
+    inner linear solve of its last step failed (the likely cause),
+    `line_search_failed` when no step decreases the residual and
+    `nonlinear_max_steps_reached` after `max_steps`.
 
     **Arguments:**
 
@@ -96,41 +98,53 @@ class Newton(eqx.Module):
         tol = self.atol + self.rtol * norm0
 
         def cond_fun(carry):
-            _, _, f_norm, _, _, failed = carry
+            _, _, f_norm, _, _, failed, _ = carry
             return (f_norm > tol) & jnp.isfinite(f_norm) & ~failed
 
         def body_fun(carry):
-            y, f, _, step, backtracks, _ = carry
+            y, f, _, step, backtracks, _, _ = carry
             # Linearised once per step: each Krylov matvec is then only the linear part.
             jac = lx.linearise(lx.JacobianLinearOperator(fn, y, args, tags=tags))
             if isinstance(self.linear_solver, _ConjugateGradient):
-                d = self.linear_solver.iterate(jac.mv, tree_neg(f), kind)[0]
+                d, inner, _ = self.linear_solver.iterate(jac.mv, tree_neg(f), kind)
             else:
-                d = lx.linear_solve(
-                    jac, tree_neg(f), self.linear_solver, throw=False
-                ).value
+                sol = lx.linear_solve(jac, tree_neg(f), self.linear_solver, throw=False)
+                d, inner = sol.value, RESULTS.promote(sol.result)
             alpha, num_halvings, decreased = self._line_search(fn, y, d, f, args)
             # A rejected step is not taken: the solve stops at the best iterate.
             y = tree_axpy(jnp.where(decreased, alpha, 0.0), d, y)
             f = fn(y, args)
-            return y, f, two_norm(f), step + 1, backtracks + num_halvings, ~decreased
+            inner_failed = inner != RESULTS.successful
+            return (
+                y,
+                f,
+                two_norm(f),
+                step + 1,
+                backtracks + num_halvings,
+                ~decreased,
+                inner_failed,
+            )
 
-        init = (y0, f0, norm0, jnp.array(0), jnp.array(0), jnp.array(False))
-        y, f, f_norm, num_steps, backtracks, failed = while_loop(
+        false = jnp.array(False)
+        init = (y0, f0, norm0, jnp.array(0), jnp.array(0), false, false)
+        y, f, f_norm, num_steps, backtracks, failed, inner_failed = while_loop(
             cond_fun, body_fun, init, max_steps=self.max_steps, kind=kind
+        )
+        # An inexact inner solve is normal in a converging Newton iteration; it is
+        # the cause to report only when Newton itself did not converge.
+        unconverged = RESULTS.where(
+            inner_failed,
+            RESULTS.newton_linear_solve_failed,
+            RESULTS.where(
+                failed,
+                RESULTS.line_search_failed,
+                RESULTS.nonlinear_max_steps_reached,
+            ),
         )
         result = RESULTS.where(
             ~jnp.isfinite(f_norm),
             RESULTS.nonfinite_value,
-            RESULTS.where(
-                f_norm <= tol,
-                RESULTS.successful,
-                RESULTS.where(
-                    failed,
-                    RESULTS.line_search_failed,
-                    RESULTS.nonlinear_max_steps_reached,
-                ),
-            ),
+            RESULTS.where(f_norm <= tol, RESULTS.successful, unconverged),
         )
         stats = {
             "num_steps": num_steps,
