@@ -184,3 +184,38 @@ def test_cli_output_path_that_is_a_file(tmp_path):
     out = _run("demo", "--size", "8", "--steps", "1", "--out", str(blocker), "--quiet")
     assert out.returncode != 0
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "error, debug, bug",
+    [
+        (ValueError("`dt=0.5` is above the stability limit"), False, False),
+        (FileNotFoundError("no such dataset"), False, False),
+        (TypeError("unsupported operand"), False, True),  # our bug, not the user's
+        (ValueError("`dt=0.5` is above the stability limit"), True, False),
+    ],
+    ids=["value-error", "file-error", "bug", "debug"],
+)
+def test_cli_errors_one_line_when_expected_and_a_traceback_for_bugs(
+    monkeypatch, error, debug, bug
+):
+    from helpers import run_cli
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(dp.datasets, "describe", fail)
+    if debug:
+        monkeypatch.setenv("DIFFPHYS_DEBUG", "1")
+    else:
+        monkeypatch.delenv("DIFFPHYS_DEBUG", raising=False)
+    result = run_cli("info", "somewhere")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == (1 if bug or isinstance(error, OSError) else 2)
+    assert ("Traceback (most recent call last)" in result.stderr) == (bug or debug)
+    if bug:
+        assert "bug in diffphys" in lines[-1] and "TypeError" in lines[-1]
+    else:
+        assert lines[-1].startswith("diffphys: error: ")
+        assert str(error).split()[-1] in lines[-1]
+        assert len(lines) == 1 or debug

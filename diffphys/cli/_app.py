@@ -1,4 +1,5 @@
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -35,8 +36,22 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version."
         ),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="DIFFPHYS_DEBUG",
+            help="Show the traceback of every error, not one line (or "
+            "DIFFPHYS_DEBUG=1).",
+        ),
+    ] = False,
 ) -> None:
     """Differentiable physics and PDE solvers in JAX."""
+    _DEBUG[0] = debug
+
+
+# Set by `--debug` / DIFFPHYS_DEBUG=1 (read by `main` once the command has failed).
+_DEBUG = [False]
 
 
 @app.command()
@@ -447,18 +462,36 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted; `diffphys generate` resumes when run again")
         sys.exit(130)
-    except Exception as e:  # one line, never a traceback from deep inside JAX
+    except Exception as e:
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):
             # A click usage error (typer vendors click): bad option, unknown command.
             message = " ".join(e.format_message().split())
             if message:
                 _fail(message)
             sys.exit(e.exit_code)
-        code = 2 if isinstance(e, ValueError) else 1
+        expected = _is_expected(e)
+        if _DEBUG[0] or not expected:
+            traceback.print_exc()
+        if not expected:
+            _fail(
+                f"internal error ({type(e).__name__}): this is a bug in diffphys; "
+                "please report it with the traceback above and the command you ran"
+            )
+            sys.exit(1)
+        # An expected error: one line, never a traceback from deep inside JAX.
         lines = str(e).strip().splitlines()
         message = lines[0] if lines else type(e).__name__
         _fail(f"error: {as_flags(message, _command())}")
-        sys.exit(code)
+        sys.exit(2 if isinstance(e, ValueError) else 1)
+
+
+def _is_expected(error: Exception) -> bool:
+    """Errors that report bad input or a failed solve, not a bug of ours: wrong
+    values (ValueError), a failed runtime check of a solver (equinox's error_if),
+    files that cannot be read or written (OSError, which h5py's errors are)."""
+    import equinox as eqx
+
+    return isinstance(error, ValueError | OSError | eqx.EquinoxRuntimeError)
 
 
 # Library arguments whose command-line option is named otherwise, per command.
