@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import diffphys as dp
@@ -275,14 +276,58 @@ def test_bad_input_names_the_fix(name):
 
 def test_rollout_reports_blow_up():
     def explode(u):
-        return u * 1e200
+        return u * 1e200  # 1, 1e200, inf, ...
 
     u0 = jnp.ones((1, 8))
-    with pytest.raises(eqx.EquinoxRuntimeError, match="NaN or inf"):
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"saved frame 2 \(solver step 2"):
         dp.solvers.rollout(explode, u0, 5)
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"frame 0 \(solver steps 1\.\.4"):
+        dp.solvers.rollout(explode, u0, 2, save_every=4, include_init=False)
     traj = dp.solvers.rollout(explode, u0, 5, throw=False)
     first_bad = int(jnp.argmin(jnp.all(jnp.isfinite(traj[:, 0]), axis=1)))
     assert first_bad == 2 and traj.shape == (6, 1, 8)
+    # under jit the check runs at run time, without the frame (eqx.filter_jit
+    # raises it as EquinoxRuntimeError; jax.jit wraps it in its runtime error)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="produced NaN or inf"):
+        eqx.filter_jit(lambda u: dp.solvers.rollout(explode, u, 5))(u0)
+    # a NaN initial state is reported as such, before any step
+    with pytest.raises(eqx.EquinoxRuntimeError, match="initial state holds NaN"):
+        dp.solvers.rollout(explode, u0.at[0, 3].set(jnp.nan), 5)
+
+
+def test_traced_negative_viscosity_is_a_runtime_error():
+    u0 = jnp.sin(jnp.arange(16.0) * L / 16)[None]
+
+    @eqx.filter_jit
+    def final(nu):
+        stepper = dp.solvers.BurgersSpectral(1, L, 16, 0.01, viscosity=nu)
+        return dp.solvers.rollout(stepper, u0, 2)[-1]
+
+    assert jnp.all(jnp.isfinite(final(jnp.array(0.1))))
+    with pytest.raises(eqx.EquinoxRuntimeError, match="`viscosity` must be > 0"):
+        final(jnp.array(-0.1))
+
+
+def test_optimisation_skips_a_trial_that_blows_up():
+    # The documented pattern: throw=False, and optax skips non-finite gradients.
+    u0 = jnp.where(jnp.arange(32) < 16, 1.0, 0.0)[None]
+    target = dp.solvers.rollout(
+        dp.solvers.BurgersFV(1, L, 32, 0.02, viscosity=0.05), u0, 40
+    )
+
+    def loss(log_nu):
+        stepper = dp.solvers.BurgersFV(1, L, 32, 0.02, viscosity=jnp.exp(log_nu))
+        traj = dp.solvers.rollout(stepper, u0, 40, throw=False)
+        return jnp.mean((traj - target) ** 2)
+
+    optimiser = optax.apply_if_finite(optax.sgd(1.0), max_consecutive_errors=5)
+    log_nu = jnp.log(1e3)  # explicit diffusion far past its stability limit
+    state = optimiser.init(log_nu)
+    value, grad = jax.value_and_grad(loss)(log_nu)
+    assert not jnp.isfinite(value)
+    updates, state = optimiser.update(grad, state)
+    assert float(optax.apply_updates(log_nu, updates)) == float(log_nu)  # skipped
+    assert int(state.notfinite_count) == 1
 
 
 def test_general_cole_hopf_matches_closed_form():

@@ -2,6 +2,7 @@
 is called: the grid itself, the state's shape, scalar physical parameters and the
 explicit schemes' stability (Courant) limits."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -68,21 +69,25 @@ def is_concrete(x) -> bool:
 
 
 def scalar_parameter(name: str, value: ArrayLike, *, allow_zero: bool) -> Array:
-    """A physical parameter as a scalar array field; a concrete negative (or zero,
-    unless `allow_zero`) value is refused. Tracers pass unchecked."""
+    """A physical parameter as a scalar array field; a negative (or zero, unless
+    `allow_zero`) value is refused: a concrete one at once, a traced one (under
+    `jit`, `vmap`, `grad`) by a run-time check, rather than as a NaN later."""
     value = jnp.asarray(value)
     if jnp.ndim(value) != 0:
         raise ValueError(
             f"`{name}` must be a scalar; for a batch of values vmap over the "
             f"constructor: eqx.filter_vmap(lambda p: Stepper(..., {name}=p))(values)."
         )
+    bound = ">= 0" if allow_zero else "> 0"
     if is_concrete(value):
         v = float(value)
         if v < 0 or (v == 0 and not allow_zero):
-            raise ValueError(
-                f"`{name}` must be {'>= 0' if allow_zero else '> 0'}, got {v}."
-            )
-    return value
+            raise ValueError(f"`{name}` must be {bound}, got {v}.")
+        return value
+    bad = value < 0 if allow_zero else value <= 0
+    return eqx.error_if(
+        value, bad, f"`{name}` must be {bound}; a traced value was not."
+    )
 
 
 def state_shape(num_channels: int, num_spatial_dims: int, num_points: int):
@@ -102,7 +107,7 @@ def check_state(u: FieldLike, shape: tuple[int, ...]) -> Array:
 
 def float_state(u) -> Array:
     """`u` as an array, an integer or boolean one promoted to the default float
-    dtype (float64 under `jax_enable_x64`, else float32): the one rule of every
+    dtype (float64 in 64-bit mode, else float32): the one rule of every
     stepper, so that a step never truncates `jnp.where(x < 0.5, 1, 0)` to integers.
     Float and complex states keep their dtype."""
     u = jnp.asarray(u)

@@ -3,14 +3,14 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.lax as lax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Field, FieldLike, ScalarLike, Trajectory
 from ._base import AbstractConservativeStepper, AbstractStepper
-from ._grid import float_state
+from ._grid import float_state, is_concrete
 
 
-@eqx.filter_jit
 def rollout(
     stepper: AbstractStepper | Callable[..., Field],
     u0: FieldLike,
@@ -41,8 +41,17 @@ def rollout(
     - `dt`: the time between steps of a stepper that has none of its own (an
         operator); default 1, the time then counts steps. An `AbstractStepper` uses
         its `dt`, and refuses another.
-    - `throw`: raise if the trajectory holds a NaN or inf, naming the first bad step
-        (a blow-up is then never returned silently). With `False` the caller checks.
+    - `throw`: raise `eqx.EquinoxRuntimeError` if the trajectory holds a NaN or inf
+        (a blow-up is then never returned silently). Called outside `jit`, the
+        message names the first bad frame, its solver steps and time, or says that
+        the initial state already held one; under a transformation it says only
+        that one appeared (as `eqx.EquinoxRuntimeError` under `eqx.filter_jit`;
+        `jax.jit` wraps it in its own runtime error). With `False` the caller
+        checks. In an optimisation loop, where a trial parameter may blow the
+        solver up, roll out with `throw=False` and skip the steps whose gradient
+        is not finite (a NaN in the forward pass reaches the gradient even through
+        `jnp.where`): `optax.apply_if_finite(optimiser, max_consecutive_errors)`
+        does that.
 
     **Returns:**
 
@@ -60,7 +69,61 @@ def rollout(
                 f"rollout(..., dt={dt}): {type(stepper).__name__} steps by its own "
                 f"dt = {stepper.dt}; build it with the dt you want instead."
             )
-        t0, dt = (0.0 if t0 is None else t0), stepper.dt
+        dt = stepper.dt
+    frames, finite, initial = _rollout(
+        stepper, u0, num_steps, include_init, save_every, t0, dt
+    )
+    if throw:
+        frames = _check_frames(frames, finite, initial, include_init, save_every, dt)
+    return frames
+
+
+def _check_frames(frames, finite, initial, include_init: bool, save_every: int, dt):
+    """Raise if a frame is not finite: here, naming the frame, when the values are
+    concrete; at run time, by `eqx.error_if`, when the caller traces (jit, vmap,
+    grad)."""
+    if is_concrete(initial) and is_concrete(finite):
+        if not bool(initial):
+            raise eqx.EquinoxRuntimeError(
+                "rollout: the initial state holds NaN or inf (before any step); "
+                "check how it was built."
+            )
+        _raise_if_nonfinite(np.asarray(finite), include_init, save_every, dt)
+        return frames
+    return eqx.error_if(
+        frames,
+        ~jnp.all(finite),
+        "The rollout produced NaN or inf. The time step is likely unstable for this "
+        "state (reduce dt, raise the viscosity, or bound |u| lower), or the initial "
+        "state holds NaN/inf. Call rollout(..., throw=False) outside jit and look "
+        "for the first non-finite frame.",
+    )
+
+
+def _raise_if_nonfinite(finite, include_init: bool, save_every: int, dt) -> None:
+    """`finite[k]`: whether saved frame `k` is all finite."""
+    if finite.all():
+        return
+    frame = int(np.argmin(finite))
+    last = (frame + (0 if include_init else 1)) * save_every  # solver steps
+    if save_every == 1:
+        steps = f"step {last}"
+    else:
+        steps = f"steps {last - save_every + 1}..{last}"
+    when = "" if dt is None else f", t <= {last * dt:.6g}"
+    raise eqx.EquinoxRuntimeError(
+        f"rollout: NaN or inf first in saved frame {frame} (solver {steps}{when}). "
+        "The time step is likely unstable for this state: reduce dt, raise the "
+        "viscosity, or bound |u| lower (a stepper's `max_speed` is a promise about "
+        "the states it meets). Call rollout(..., throw=False) to get the frames."
+    )
+
+
+@eqx.filter_jit
+def _rollout(stepper, u0, num_steps, include_init, save_every, t0, dt):
+    """The frames, whether each is finite, and whether `u0` is."""
+    if isinstance(stepper, AbstractStepper) and t0 is None:
+        t0 = 0.0
     if t0 is None:
 
         def step(u, _):
@@ -81,15 +144,8 @@ def rollout(
     )
     if include_init:
         frames = jnp.concatenate([u0[None], frames])
-    if throw:
-        frames = _check_finite(
-            frames,
-            "The rollout produced NaN or inf. The time step is likely unstable for "
-            "this state (reduce dt, raise the viscosity, or bound |u| lower), or the "
-            "initial state holds NaN/inf. Call rollout(..., throw=False) and look "
-            "for the first non-finite frame.",
-        )
-    return frames
+    finite = jnp.all(jnp.isfinite(frames), axis=tuple(range(1, frames.ndim)))
+    return frames, finite, jnp.all(jnp.isfinite(u0))
 
 
 def _check_steps(num_steps: int, save_every: int) -> None:
