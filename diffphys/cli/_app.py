@@ -47,11 +47,12 @@ def _root(
     ] = False,
 ) -> None:
     """Differentiable physics and PDE solvers in JAX."""
-    _DEBUG[0] = debug
+    global _debug
+    _debug = debug
 
 
 # Set by `--debug` / DIFFPHYS_DEBUG=1 (read by `main` once the command has failed).
-_DEBUG = [False]
+_debug = False
 
 
 @app.command()
@@ -470,7 +471,7 @@ def main() -> None:
                 _fail(message)
             sys.exit(e.exit_code)
         expected = _is_expected(e)
-        if _DEBUG[0] or not expected:
+        if _debug or not expected:
             traceback.print_exc()
         if not expected:
             _fail(

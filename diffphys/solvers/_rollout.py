@@ -82,7 +82,7 @@ def _check_frames(frames, finite, initial, include_init: bool, save_every: int, 
     """Raise if a frame is not finite: here, naming the frame, when the values are
     concrete; at run time, by `eqx.error_if`, when the caller traces (jit, vmap,
     grad)."""
-    if is_concrete(initial) and is_concrete(finite):
+    if is_concrete(finite):
         if not bool(initial):
             raise eqx.EquinoxRuntimeError(
                 "rollout: the initial state holds NaN or inf (before any step); "
@@ -90,9 +90,8 @@ def _check_frames(frames, finite, initial, include_init: bool, save_every: int, 
             )
         _raise_if_nonfinite(np.asarray(finite), include_init, save_every, dt)
         return frames
-    return eqx.error_if(
+    return _check_finite(
         frames,
-        ~jnp.all(finite),
         "The rollout produced NaN or inf. The time step is likely unstable for this "
         "state (reduce dt, raise the viscosity, or bound |u| lower), or the initial "
         "state holds NaN/inf. Call rollout(..., throw=False) outside jit and look "
