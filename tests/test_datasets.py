@@ -179,8 +179,29 @@ def test_vector_scenario_writes_t1_fields(tmp_path):
         assert list(f["t0_fields"].attrs["field_names"]) == []
     stats = yaml.safe_load((tmp_path / "ds/stats.yaml").read_text())
     assert len(stats["std"]["velocity"]) == 2
+    # As The Well's own 2D yaml files: the distinct boundary types, not one per axis.
+    meta = yaml.safe_load((tmp_path / "ds/burgers-2d.yaml").read_text())
+    assert meta["boundary_condition_types"] == ["PERIODIC"]
+    assert meta["field_names"][1] == ["velocity_x", "velocity_y"]
     item = dp.datasets.open(tmp_path / "ds", "train", n_input=2)[0]
     assert item["input_fields"].shape == (2, 2, 16, 16)
+    # PDEBench's 2D layout of a vector field: a (samples, time, x, y) array per
+    # component, named as PDEBench's CFD files name the velocity's.
+    for virtual in (False, True):
+        out = tmp_path / f"pdebench-{virtual}.hdf5"
+        dp.datasets.export_pdebench(
+            tmp_path / "ds", out, field="velocity", virtual=virtual
+        )
+        with (
+            h5py.File(out) as exported,
+            h5py.File(tmp_path / "ds" / rel) as shard,
+        ):
+            velocity = shard["t1_fields/velocity"][...]
+            assert sorted(exported) == [
+                "Vx", "Vy", "t-coordinate", "x-coordinate", "y-coordinate"
+            ]  # fmt: skip
+            np.testing.assert_array_equal(exported["Vx"], velocity[..., 0])
+            np.testing.assert_array_equal(exported["Vy"], velocity[..., 1])
 
 
 # --------------------------------------------------------------------------------
@@ -262,33 +283,82 @@ def test_ray_engine_with_two_workers_equals_local(reference, tmp_path):
 # Export
 
 
-@pytest.mark.parametrize("copy", [False, True])
-def test_pdebench_export_round_trip(reference, tmp_path, copy):
-    folder = tmp_path / "moved"
-    shutil.copytree(reference, folder)
-    target = tmp_path / "exported" / "burgers_Nu.hdf5"
-    args = ["export", str(folder), "--out", str(target)] + ["--copy"] * copy
-    result = run_cli(*args)
+def _exported(reference, target, *args):
+    result = run_cli("export", str(reference), "--out", str(target), *args)
     assert result.returncode == 0, result.stderr
-    # Move the folder and the file together: the virtual dataset's relative paths
-    # still resolve.
-    shutil.move(tmp_path, tmp_path.parent / (tmp_path.name + "-elsewhere"))
-    base = tmp_path.parent / (tmp_path.name + "-elsewhere")
-    arrays = _arrays(base / "moved")
-    order = [f"data/train/burgers_0000{i}.hdf5" for i in range(4)]
-    order += ["data/valid/burgers_00000.hdf5", "data/test/burgers_00000.hdf5"]
-    with h5py.File(base / "exported" / "burgers_Nu.hdf5") as f:
+    return target
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["standalone", "virtual"])
+def test_pdebench_export_follows_pdebench(reference, tmp_path, virtual):
+    target = _exported(
+        reference, tmp_path / "out" / "burgers_Nu.hdf5", *["--virtual"] * virtual
+    )
+    # A copy of the file elsewhere (here: run from another folder) reads the same.
+    shutil.copy(target, tmp_path / "copy.hdf5")
+    arrays = _arrays(reference)
+    # PDEBench takes the first int(N * test_ratio) samples as its test set: ours.
+    order = ["data/test/burgers_00000.hdf5"]
+    order += [f"data/train/burgers_0000{i}.hdf5" for i in range(4)]
+    order += ["data/valid/burgers_00000.hdf5"]
+    config = dp.datasets.make_config("burgers", **SMALL)
+    with h5py.File(tmp_path / "copy.hdf5") as f:
         tensor = f["tensor"][...]
-        assert tensor.shape == (12, 9, 64)
-        assert f["t-coordinate"].shape == (tensor.shape[1],)
-        assert f["x-coordinate"].shape == (tensor.shape[2],)
+        assert tensor.shape == (12, 9, 64) and f["tensor"].is_virtual == virtual
         np.testing.assert_array_equal(
             tensor, np.concatenate([arrays[k][0] for k in order])
         )
-        np.testing.assert_array_equal(
-            f["Nu"][...], np.concatenate([arrays[k][1] for k in order])
+        # Nu in PDEBench's units: u_t + (u^2/2)_x = (Nu / pi) u_xx.
+        nu = np.concatenate([arrays[k][1] for k in order])
+        np.testing.assert_allclose(f["Nu"][...], np.pi * nu, rtol=1e-6)
+        # PDEBench's coordinates: cell centres, and one time entry past the frames.
+        dx = 1.0 / 64
+        np.testing.assert_allclose(f["x-coordinate"], (np.arange(64) + 0.5) * dx)
+        assert f.attrs["diffphys_x_shift"] == pytest.approx(dx / 2)
+        np.testing.assert_allclose(
+            f["t-coordinate"], np.arange(10) * config.frame_interval, rtol=1e-6
         )
-        assert f["tensor"].is_virtual != copy
+        ratio = f.attrs["diffphys_test_ratio"]
+        assert int(12 * ratio) == 1 and json.loads(f.attrs["diffphys_splits"]) == {
+            "test": [0, 1],
+            "train": [1, 11],
+            "valid": [11, 12],
+        }
+    summary = dp.datasets.describe(tmp_path / "copy.hdf5")
+    assert summary["kind"] == "pdebench"
+    assert summary["virtual_sources"] == (6 if virtual else 0)
+
+
+def test_pdebench_export_holds_the_physics_its_name_means(reference, tmp_path):
+    # Fit b in u_t + u u_x = b u_xx to the exported data (spectral derivatives,
+    # centred differences in time): b must be PDEBench's Nu / pi, not Nu.
+    with h5py.File(_exported(reference, tmp_path / "b.hdf5")) as f:
+        u, nu, t = f["tensor"][...].astype(float), f["Nu"][...], f["t-coordinate"][:]
+    k = 2j * np.pi * np.fft.rfftfreq(64, 1 / 64)
+    ux = np.fft.irfft(k * np.fft.rfft(u), 64)
+    uxx = np.fft.irfft(k**2 * np.fft.rfft(u), 64)
+    ut = (u[:, 2:] - u[:, :-2]) / (2 * (t[1] - t[0]))
+    residual = ut + (u * ux)[:, 1:-1]
+    lap = uxx[:, 1:-1]
+    b = np.sum(residual * lap, axis=(1, 2)) / np.sum(lap * lap, axis=(1, 2))
+    np.testing.assert_allclose(b, nu / np.pi, rtol=0.05)
+
+
+def test_virtual_export_cannot_bind_another_dataset(reference, tmp_path):
+    folder = tmp_path / "ds"
+    shutil.copytree(reference, folder)
+    target = tmp_path / "v.hdf5"
+    export = dp.datasets.export_pdebench
+    export(folder, target, virtual=True)
+    # A shard replaced by a same-named file of another dataset is caught ...
+    shard = "data/train/burgers_00001.hdf5"
+    with h5py.File(folder / shard, "r+") as f:
+        f.attrs["diffphys_config_hash"] = "another-dataset"
+    with pytest.raises(ValueError, match="burgers_00001.hdf5 belongs to another"):
+        dp.datasets.describe(target)
+    # ... and so is a deleted one.
+    (folder / shard).unlink()
+    assert_one_line_error(run_cli("info", str(target)), "burgers_00001.hdf5 is missing")
 
 
 # --------------------------------------------------------------------------------
@@ -432,19 +502,107 @@ def test_bad_files_and_folders_give_one_line_reasons(reference, tmp_path):
     )
     assert not (tmp_path / "x.hdf5").exists()
     assert_one_line_error(run_cli("join", str(broken)), "1 missing")
+    # A shard corrupted in place, its size kept: `info` checks every checksum
+    # unless told --fast, and the reader names the NaN's shard and trajectory, for
+    # training and evaluation as well (before anything compiles).
     corrupt = tmp_path / "corrupt"
     shutil.copytree(reference, corrupt)
-    target = corrupt / "data/train/burgers_00003.hdf5"
-    data = bytearray(target.read_bytes())
-    data[-100] ^= 0xFF
-    target.write_bytes(bytes(data))
+    for shard in ["train/burgers_00003", "test/burgers_00000"]:
+        target = corrupt / f"data/{shard}.hdf5"
+        size = target.stat().st_size
+        with h5py.File(target, "r+") as f:
+            f["t0_fields/u"][0, 5, 7] = np.nan
+        assert target.stat().st_size == size
+    assert_one_line_error(run_cli("info", str(corrupt)), "does not match its checksum")
+    assert run_cli("info", str(corrupt), "--fast").returncode == 0
+    with pytest.raises(
+        ValueError, match=r"00003.hdf5: trajectory 9 \(row 0\) holds NaN"
+    ):
+        dp.datasets.open(corrupt, "train", n_input=1, n_output=None)[9]
     assert_one_line_error(
-        run_cli("info", str(corrupt), "--verify"), "does not match its checksum"
+        run_cli("train", "--data", corrupt, "--out", tmp_path / "run", "--quiet"),
+        "burgers_00003.hdf5: trajectory 9 (row 0) holds NaN",
     )
+    with pytest.raises(ValueError, match=r"test/burgers_00000.hdf5: trajectory 11"):
+        dp.evaluation.evaluate("solver:burgers", corrupt)
     assert_one_line_error(
         run_cli("export", str(reference), "--out", str(tmp_path / "x.h5")),
         "names ending in .hdf5",
     )
+
+
+def test_cli_lists_every_scenario_with_its_defaults_and_their_source():
+    result = run_cli("scenarios", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {s["name"]: s for s in json.loads(result.stdout)}
+    assert set(listed) == set(dp.datasets.list_scenarios())
+    burgers = listed["burgers"]
+    assert burgers["parameters"]["nu"]["default"] == "0.01"
+    assert burgers["defaults"]["num_points"] == 1024
+    assert "PDEBench" in burgers["defaults_from"]
+    assert all(s["defaults_from"] != "not stated" for s in listed.values())
+    text = run_cli("scenarios").stdout
+    # Descriptions print as written (rich would eat "[u >= u*]" as markup).
+    assert "k = 1[u >= u*]" in text and all(f"{n} (" in text for n in listed)
+
+
+_PLUGIN = """
+import dataclasses
+
+import diffphys as dp
+
+dp.datasets.register_scenario(
+    dataclasses.replace(dp.datasets.get_scenario("heat"), name="my-heat"),
+    replace=True,
+)
+"""
+
+
+def _forget(name, module):
+    """Unregister scenario `name` and unload `module`, as a fresh process is."""
+    from diffphys.datasets import _scenarios
+
+    _scenarios._REGISTRY.pop(name, None)
+    _scenarios._MODULES.pop(name, None)
+    _scenarios._entry_points_loaded = False
+    sys.modules.pop(module, None)
+
+
+def test_scenarios_of_users_reach_the_command_line(tmp_path, monkeypatch):
+    (tmp_path / "my_heat_plugin.py").write_text(_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "ds"
+    args = ["generate", "my-heat", "--out", out, "--source", "exact", "--quiet"]
+    args += ["--num-samples", "4", "--num-points", "16", "--num-steps", "3"]
+    try:
+        assert_one_line_error(run_cli(*args), "--plugin MODULE")
+        result = run_cli("--plugin", "my_heat_plugin", *args)
+        assert result.returncode == 0, result.stderr
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["scenario_module"] == "my_heat_plugin"
+        # A later command (a fresh process) imports the module the dataset names.
+        _forget("my-heat", "my_heat_plugin")
+        result = run_cli("info", out, "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["dataset_name"] == "my-heat"
+        # An installed package's entry point in the group diffphys.scenarios.
+        _forget("my-heat", "my_heat_plugin")
+        info = tmp_path / "my_heat_pkg-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-heat-pkg\n")
+        (info / "entry_points.txt").write_text(
+            "[diffphys.scenarios]\nmy-heat = my_heat_plugin\n"
+        )
+        assert dp.datasets.get_scenario("my-heat").name == "my-heat"
+        # The recorded module gone: the error says which module to install.
+        shutil.rmtree(info)
+        (tmp_path / "my_heat_plugin.py").unlink()
+        _forget("my-heat", "my_heat_plugin")
+        assert_one_line_error(
+            run_cli("info", out), "Cannot import the scenario module 'my_heat_plugin'"
+        )
+    finally:
+        _forget("my-heat", "my_heat_plugin")
 
 
 def test_a_blow_up_names_the_trajectory_and_leaves_no_visible_file(tmp_path):

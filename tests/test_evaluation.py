@@ -40,8 +40,10 @@ def test_pointwise_metrics_by_hand():
     # step 0 exact; step 1 error (1, 0, -1, 0): MSE 1/2, ‖e‖ = √2, ‖u‖ = √8
     np.testing.assert_allclose(ev.rmse(pred, true), [0.0, np.sqrt(0.5)])
     np.testing.assert_allclose(ev.nrmse(pred, true), [0.0, 0.5])
-    # Var_x(true_1) = 2: VRMSE = sqrt(0.5 / (2 + 1e-7))
-    np.testing.assert_allclose(ev.vrmse(pred, true), [0.0, np.sqrt(0.5 / (2 + 1e-7))])
+    # unbiased Var_x(true_1) = 8 / 3: VRMSE = sqrt(0.5 / (8/3 + 1e-7)), one channel
+    np.testing.assert_allclose(
+        ev.vrmse(pred, true), [[0.0], [np.sqrt(0.5 / (8 / 3 + 1e-7))]]
+    )
     # pred_1 = true_1 / 2: perfectly correlated
     np.testing.assert_allclose(ev.correlation(pred, true), [1.0, 1.0])
     np.testing.assert_allclose(ev.correlation(-pred, true), [-1.0, -1.0])
@@ -51,6 +53,25 @@ def test_pointwise_metrics_by_hand():
     off = jnp.concatenate([pred, true], axis=1)
     np.testing.assert_allclose(ev.nrmse(off, two), [0.0, 0.5])
     np.testing.assert_allclose(ev.nrmse(jnp.concatenate([pred, pred], 1), two), [0, 1])
+
+
+def test_vrmse_is_the_wells_per_channel_formula():
+    # The Well's VRMSE written out on its own layout (T, *N, C), channels last:
+    # sqrt(mean_x (x - y)^2 / (std_x(y)^2 + 1e-7)), torch's unbiased std.
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(3, 2, 8, 6)) * np.array([1.0, 5.0])[:, None, None]
+    pred = true + rng.normal(size=true.shape) * 0.3
+    x, y = np.moveaxis(pred, 1, -1), np.moveaxis(true, 1, -1)
+    mse = np.mean((x - y) ** 2, axis=(1, 2))
+    well = np.sqrt(mse / (np.var(y, axis=(1, 2), ddof=1) + 1e-7))
+    ours = np.asarray(ev.vrmse(jnp.asarray(pred), jnp.asarray(true)))
+    assert ours.shape == (3, 2)
+    np.testing.assert_allclose(ours, well, rtol=1e-12)
+    # Predicting the spatial mean scores sqrt((n - 1) / n), not 1.
+    flat = np.broadcast_to(true.mean(axis=(2, 3), keepdims=True), true.shape)
+    np.testing.assert_allclose(
+        ev.vrmse(jnp.asarray(flat), jnp.asarray(true)), np.sqrt(47 / 48), rtol=1e-6
+    )
 
 
 def test_conservation_principle_and_blowup_by_hand():
@@ -262,3 +283,8 @@ def test_evaluate_a_vector_dataset(tmp_path):
         tmp_path / "report" / "heatmaps_solver_burgers-2d_num_points_8.png"
     ).exists()
     assert np.isfinite(result.metrics["nrmse"]).all()
+    # Two velocity components: each channel's VRMSE, and their mean as the summary.
+    channels = [result.metrics[f"vrmse_channel_{c}"] for c in range(2)]
+    np.testing.assert_allclose(np.mean(channels, axis=0), result.metrics["vrmse"])
+    per_channel = result.summary()["vrmse_final_median_per_channel"]
+    assert len(per_channel) == 2 and per_channel != [per_channel[0]] * 2

@@ -1,12 +1,11 @@
+import ast
+import functools
 import sys
 import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from .. import datasets as _datasets, evaluation as _evaluation
-from ..training import TrainConfig
 
 
 app = typer.Typer(
@@ -45,10 +44,23 @@ def _root(
             "DIFFPHYS_DEBUG=1).",
         ),
     ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Import this module first (repeatable): it registers scenarios "
+            "of yours with dp.datasets.register_scenario. Installed packages can "
+            "declare it in the entry-point group diffphys.scenarios instead; a "
+            "dataset remembers the module of its scenario.",
+        ),
+    ] = None,
 ) -> None:
     """Differentiable physics and PDE solvers in JAX."""
     global _debug
     _debug = debug
+    if plugin:
+        from ..datasets import load_plugins
+
+        load_plugins(*plugin)
 
 
 # Set by `--debug` / DIFFPHYS_DEBUG=1 (read by `main` once the command has failed).
@@ -87,19 +99,50 @@ def demo(
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
-def _default(function, name: str):
-    """The default of `function`'s argument `name` (a config class's field for a
-    class): the command line re-declares no default of the library's."""
-    import dataclasses
-    import inspect
+# Where the library defines the defaults the options show: (module, class or
+# function). The command line re-declares none of them.
+_MAKE_CONFIG = ("datasets/_config.py", "make_config")
+_GENERATE = ("datasets/_engines.py", "generate")
+_TRAIN_CONFIG = ("training/_config.py", "TrainConfig")
+_EVALUATE = ("evaluation/_engine.py", "evaluate")
 
-    if dataclasses.is_dataclass(function):
-        return function.__dataclass_fields__[name].default
-    return inspect.signature(function).parameters[name].default
+
+def _default(where: tuple[str, str], name: str):
+    """The default of argument (or field) `name` of `where`, read from its source
+    (a literal, or `eqx.field(default=literal)`), so that `diffphys --help` answers
+    without importing JAX; `tests/test_package.py` checks each against the
+    imported object."""
+    node = _default_nodes(*where)[name]
+    if isinstance(node, ast.Call):  # eqx.field(static=True, default=...)
+        node = next(k.value for k in node.keywords if k.arg == "default")
+    return ast.literal_eval(node)
+
+
+@functools.cache
+def _default_nodes(module: str, name: str) -> dict[str, ast.expr]:
+    tree = ast.parse((Path(__file__).parents[1] / module).read_text())
+    node = next(
+        n
+        for n in tree.body
+        if isinstance(n, ast.ClassDef | ast.FunctionDef) and n.name == name
+    )
+    if isinstance(node, ast.ClassDef):
+        return {
+            s.target.id: s.value
+            for s in node.body
+            if isinstance(s, ast.AnnAssign) and s.value is not None
+        }
+    a = node.args
+    positional = [*a.posonlyargs, *a.args]
+    pairs = zip(
+        positional[len(positional) - len(a.defaults) :], a.defaults, strict=True
+    )
+    keywords = zip(a.kwonlyargs, a.kw_defaults, strict=True)
+    return {p.arg: d for p, d in [*pairs, *keywords] if d is not None}
 
 
 def _train(name: str):
-    return _default(TrainConfig, name)
+    return _default(_TRAIN_CONFIG, name)
 
 
 @app.command()
@@ -107,8 +150,8 @@ def generate(
     scenario: Annotated[
         str,
         typer.Argument(
-            help="Scenario name: burgers, burgers-fv, burgers-2d, or any registered "
-            "with dp.datasets.register_scenario."
+            help="Scenario name; `diffphys scenarios` lists every one with its "
+            "fields, parameters and defaults (yours: see --plugin)."
         ),
     ],
     out: Annotated[Path, typer.Option(help="Dataset folder (The Well layout).")],
@@ -131,10 +174,10 @@ def generate(
         typer.Option(help="Solver steps between saved frames. [from dt and horizon]"),
     ] = None,
     seed: Annotated[int, typer.Option(help="Base seed of every random draw.")] = (
-        _default(_datasets.make_config, "seed")
+        _default(_MAKE_CONFIG, "seed")
     ),
     split: Annotated[str, typer.Option(help="Train,valid,test fractions.")] = (
-        _default(_datasets.make_config, "split")
+        _default(_MAKE_CONFIG, "split")
     ),
     shard_size: Annotated[
         int | None, typer.Option(help="Trajectories per file. [about 64 MiB a file]")
@@ -148,16 +191,16 @@ def generate(
     ] = None,
     precision: Annotated[
         str, typer.Option(help="float32 or float64, for computing and storing.")
-    ] = _default(_datasets.make_config, "precision"),
+    ] = _default(_MAKE_CONFIG, "precision"),
     source: Annotated[
         str,
         typer.Option(
             help="solver (run the scenario's solver) or exact (its analytic "
             "solution: heat, pme, stefan, advection, burgers-riemann)."
         ),
-    ] = _default(_datasets.make_config, "source"),
+    ] = _default(_MAKE_CONFIG, "source"),
     engine: Annotated[str, typer.Option(help="local or ray.")] = _default(
-        _datasets.generate, "engine"
+        _GENERATE, "engine"
     ),
     ray_address: Annotated[
         str | None, typer.Option(help="Address of a running Ray cluster.")
@@ -167,10 +210,10 @@ def generate(
     ] = None,
     num_shards: Annotated[
         int, typer.Option(help="Array size: this task writes every n-th shard.", min=1)
-    ] = _default(_datasets.generate, "num_shards"),
+    ] = _default(_GENERATE, "num_shards"),
     shard_index: Annotated[
         int, typer.Option(help="This task's index in 0..num-shards-1.", min=0)
-    ] = _default(_datasets.generate, "shard_index"),
+    ] = _default(_GENERATE, "shard_index"),
     overwrite: Annotated[
         bool, typer.Option(help="Replace a dataset of another config in --out.")
     ] = False,
@@ -221,6 +264,33 @@ def generate(
 
 
 @app.command()
+def scenarios(
+    name: Annotated[
+        str | None, typer.Argument(help="Only this scenario. [all]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the scenarios `generate` knows: description, fields, parameters (default,
+    admissible range), grid and horizon defaults, and where the defaults come
+    from."""
+    import json
+
+    from .. import datasets
+    from ._show import show_scenarios
+
+    chosen = (
+        [datasets.get_scenario(name)]
+        if name
+        else list(datasets.list_scenarios().values())
+    )
+    summaries = [sc.summary() for sc in chosen]
+    if as_json:
+        typer.echo(json.dumps(summaries, indent=1))
+    else:
+        show_scenarios(summaries)
+
+
+@app.command()
 def join(
     folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
     no_verify: Annotated[
@@ -237,18 +307,25 @@ def join(
 @app.command()
 def info(
     path: Annotated[Path, typer.Argument(help="A .hdf5 file or a dataset folder.")],
-    verify: Annotated[
-        bool, typer.Option(help="Also check every shard's checksum.")
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="Skip the shards' checksums (then corruption that keeps "
+            "a file's size goes unseen).",
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quiet: _Quiet = False,
 ) -> None:
-    """Validate a file or dataset folder against The Well schema and summarise it."""
+    """Validate a file or dataset folder (The Well schema, sizes, checksums) and
+    summarise it."""
     import json
 
     from ..datasets import describe
     from ._show import show_info
 
-    summary = describe(path, verify=verify)
+    summary = describe(path, verify=not fast, progress=False if quiet else None)
     if as_json:
         typer.echo(json.dumps(summary, indent=1))
     else:
@@ -260,24 +337,34 @@ def export(
     folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
     out: Annotated[Path, typer.Option(help="Output file, ending in .hdf5.")],
     format: Annotated[str, typer.Option(help="Target layout: pdebench.")] = "pdebench",
-    copy: Annotated[
-        bool, typer.Option(help="A standalone file instead of a virtual dataset.")
+    virtual: Annotated[
+        bool,
+        typer.Option(
+            "--virtual",
+            help="HDF5 virtual datasets over the shards instead of a standalone "
+            "copy: no copy, but a reader that cannot find a shard by its absolute "
+            "path fills NaN or may bind a same-named file of another dataset "
+            "(diffphys info FILE checks).",
+        ),
     ] = False,
-    field: Annotated[str | None, typer.Option(help="Scalar field to export.")] = None,
+    field: Annotated[
+        str | None, typer.Option(help="Only this field (scalar or vector). [all]")
+    ] = None,
     split: Annotated[
-        str | None, typer.Option(help="Only this split. [all, in order]")
+        str | None, typer.Option(help="Only this split. [test, train, valid]")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out.")] = False,
 ) -> None:
-    """Export a dataset folder to PDEBench's single-file layout."""
+    """Export a dataset folder to PDEBench's single-file layout and conventions
+    (test split first, PDEBench's parameter units and coordinates)."""
     from ..datasets import export_pdebench
 
     if format != "pdebench":
         raise ValueError(f"Unknown --format {format!r}; supported: pdebench.")
     export_pdebench(
-        folder, out, copy=copy, field=field, split=split, overwrite=overwrite
+        folder, out, virtual=virtual, field=field, split=split, overwrite=overwrite
     )
-    typer.echo(f"{out}: {'copied' if copy else 'virtual'} PDEBench file")
+    typer.echo(f"{out}: {'virtual' if virtual else 'standalone'} PDEBench file")
 
 
 @app.command()
@@ -417,14 +504,14 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Dataset folder (diffphys generate).")],
     out: Annotated[Path, typer.Option(help="Report folder.")],
     split: Annotated[str, typer.Option(help="train, valid or test.")] = _default(
-        _evaluation.evaluate, "split"
+        _EVALUATE, "split"
     ),
     steps: Annotated[
         int | None, typer.Option(help="Rollout steps (saved frames). [all]")
-    ] = _default(_evaluation.evaluate, "num_steps"),
+    ] = _default(_EVALUATE, "num_steps"),
     threshold: Annotated[
         float, typer.Option(help="Correlation threshold of the high-correlation time.")
-    ] = _default(_evaluation.evaluate, "threshold"),
+    ] = _default(_EVALUATE, "threshold"),
     overwrite: Annotated[
         bool, typer.Option(help="Replace a previous report in --out.")
     ] = False,
@@ -489,10 +576,13 @@ def main() -> None:
 def _is_expected(error: Exception) -> bool:
     """Errors that report bad input or a failed solve, not a bug of ours: wrong
     values (ValueError), a failed runtime check of a solver (equinox's error_if),
-    files that cannot be read or written (OSError, which h5py's errors are)."""
+    a diverged training run (FloatingPointError), files that cannot be read or
+    written (OSError, which h5py's errors are)."""
     import equinox as eqx
 
-    return isinstance(error, ValueError | OSError | eqx.EquinoxRuntimeError)
+    return isinstance(
+        error, ValueError | OSError | FloatingPointError | eqx.EquinoxRuntimeError
+    )
 
 
 # Library arguments whose command-line option is named otherwise, per command.

@@ -5,6 +5,18 @@ from rich.table import Table
 def show_info(summary: dict) -> None:
     """Print `describe`'s summary as rich tables."""
     console = Console(soft_wrap=True)
+    if summary["kind"] == "pdebench":
+        console.print(
+            f"[bold]{summary['path']}[/]: PDEBench export of {summary['dataset']} "
+            f"(config {summary['config_hash']}), "
+            f"{summary['virtual_sources']} virtual sources checked"
+        )
+        for name, shape in summary["arrays"].items():
+            console.print(f"{name}: {tuple(shape)}")
+        console.print(
+            f"splits {summary['splits']}; PDEBench test_ratio {summary['test_ratio']!r}"
+        )
+        return
     console.print(
         f"[bold]{summary['path']}[/]: valid The Well-format {summary['kind']}"
     )
@@ -49,3 +61,28 @@ def _fmt(value, digits: int = 6) -> str:
     if isinstance(value, list):
         return ", ".join(f"{v:.{digits}g}" for v in value)
     return "-" if value is None else f"{value:.{digits}g}"
+
+
+def show_scenarios(summaries: list[dict]) -> None:
+    """Print `Scenario.summary()`s: one block per scenario (their text as it is,
+    never read as rich markup)."""
+    console = Console(soft_wrap=True, markup=False, highlight=False)
+    for s in summaries:
+        console.print(f"{s['name']} ({s['num_spatial_dims']}D): {s['description']}")
+        fields = ", ".join(f"{k} ({v})" for k, v in s["fields"].items())
+        d = s["defaults"]
+        console.print(
+            f"  fields {fields}; {s['boundary']} boundary; domain "
+            f"[{_fmt(d['domain'][0])}, {_fmt(d['domain'][1])}], "
+            f"{d['num_points']} points, {d['num_steps']} steps "
+            f"{_fmt(d['frame_interval'])} apart, {d['num_samples']} samples"
+            + ("; exact solution (--source exact)" if s["exact_solution"] else "")
+        )
+        for name, p in s["parameters"].items():
+            console.print(
+                f"  --param {name}={p['default']}  admissible {p['admissible']}: "
+                f"{p['description']}"
+            )
+        console.print(f"  defaults from: {s['defaults_from']}")
+        if s["module"]:
+            console.print(f"  defined in module {s['module']}")

@@ -36,9 +36,11 @@ from ._parameters import (
 from ._scenarios import (
     get_scenario as get_scenario,
     list_scenarios as list_scenarios,
+    load_plugins as load_plugins,
     Parameter as Parameter,
     register_scenario as register_scenario,
     SavedField as SavedField,
     Scenario as Scenario,
+    scenario_module as scenario_module,
 )
 from ._well import check_file as check_file, SchemaError as SchemaError

@@ -1,3 +1,8 @@
+"""PDEBench's single-file layout, with PDEBench's conventions, and the check of an
+exported file by `describe` (`diffphys info`)."""
+
+import json
+import math
 import os
 from pathlib import Path
 
@@ -8,101 +13,227 @@ from ._folder import load_manifest, split_shards
 from ._well import AXES
 
 
+# The marker attribute of an exported file: `describe` recognises it by this.
+PDEBENCH_FORMAT = "diffphys.pdebench/1"
+# PDEBench's loaders take the first `int(N * test_ratio)` samples as the test set.
+EXPORT_ORDER = ("test", "train", "valid")
+
+
 def export_pdebench(
     folder,
     out,
     *,
-    copy: bool = False,
+    virtual: bool = False,
     field: str | None = None,
     split: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a dataset folder in PDEBench's single-file layout.
+    """Write a dataset folder as one file in PDEBench's layout, with PDEBench's
+    conventions, so that a file named like PDEBench's holds the physics its name
+    means.
 
-    `tensor` `(samples, time, *space)` of one scalar field (the dataset's precision,
-    float32 by default), `x-coordinate`
-    (and `y-`, `z-`), `t-coordinate` with one entry per frame (PDEBench's own files
-    carry one too many), and the parameters: a root attribute under PDEBench's name
-    (`Nu` for Burgers) when fixed, a `(samples,)` dataset of that name when drawn per
-    trajectory. Samples are the splits' trajectories in order (train, valid, test),
-    or one `split`.
+    - Arrays `(samples, time, *space)` in the dataset's precision: a dataset of one
+        scalar field (or `field=` naming one) as `tensor`; vector fields in
+        PDEBench's CFD layout, one array per component (`Vx`, `Vy`, `Vz`) and each
+        scalar field under its name. (PDEBench's `FNODatasetSingle` reads a CFD
+        file only with `density` and `pressure` too; h5py reads any.)
+    - Parameters under PDEBench's names and in PDEBench's units (`Parameter.
+        pdebench_name`, `pdebench_scale`): Burgers' `Nu` is the ν of PDEBench's
+        `u_t + (u²/2)_x = (ν/π) u_xx`, π times our `nu`. A root attribute when
+        fixed, a `(samples,)` array when drawn per trajectory.
+    - Coordinates: `x-coordinate` (`y-`, `z-`) at cell centres `(i + ½) Δx`, as
+        PDEBench's files. Our periodic grids hold the nodes `i Δx`; their data is
+        exported relabelled by half a cell (`diffphys_x_shift`), which is exact for
+        a translation-invariant periodic PDE (every built-in one): the data is then
+        the solution from the shifted initial state, a draw of the same
+        distribution. `t-coordinate` has one entry more than the frames, as
+        PDEBench's files.
+    - Sample order test, train, valid: PDEBench takes the first `int(N ·
+        test_ratio)` samples as its test set, so with `test_ratio =`
+        `diffphys_test_ratio` its test set is ours. `diffphys_splits` records each
+        split's `[start, stop)` (JSON). With `split=` only that split is written.
 
-    By default `tensor` is an HDF5 virtual dataset over the shards (relative paths:
-    move the folder and the file together); `copy=True` writes a standalone file.
-    Every shard is checked to be in place first, since a virtual dataset would read
-    a missing one silently as fill values. The file name must end in `.hdf5`
-    (PDEBench's loader picks its layout from the extension).
+    The file is standalone by default. `virtual=True` writes the arrays as HDF5
+    virtual datasets over the shards instead (no copy): they bind by absolute path,
+    and an HDF5 reader that cannot find a shard there fills NaN or searches other
+    folders (the working directory among them) for a file of the same name, which
+    may hold another dataset. `describe` (`diffphys info FILE`) checks every
+    source's identity; PDEBench's loaders do not.
     """
     folder, out = Path(folder), Path(out)
     if out.suffix != ".hdf5":
         raise ValueError(
-            f"--out {out}: PDEBench reads the tensor layout only from names ending in "
-            ".hdf5; rename it."
+            f"`out={str(out)!r}`: PDEBench reads the tensor layout only from names "
+            "ending in .hdf5; rename it."
         )
     if out.exists() and not overwrite:
-        raise ValueError(f"{out} exists; pass --overwrite to replace it.")
+        raise ValueError(f"{out} exists; pass `overwrite=True` to replace it.")
     config, manifest = load_manifest(folder)
     sc = config.scenario_obj
-    scalar_fields = [f.name for f in sc.fields if f.tensor_order == 0]
-    if field is None:
-        if len(scalar_fields) != 1:
-            raise ValueError(
-                f"Scenario {sc.name!r} has scalar fields {scalar_fields}; name one "
-                "with --field (vector fields have no PDEBench tensor layout)."
-            )
-        field = scalar_fields[0]
-    if field not in scalar_fields:
-        raise ValueError(
-            f"--field {field!r} is not one of the scalar fields {scalar_fields}."
-        )
-    shards = split_shards(manifest, split)
+    fields = _chosen_fields(sc, field)
+    shards = [s for name in EXPORT_ORDER for s in _split(manifest, name, split)]
     if not shards:
         raise ValueError(f"Split {split!r} of {folder} holds no trajectories.")
     counts = [s["samples"][1] - s["samples"][0] for s in shards]
     d, n, frames = sc.num_spatial_dims, config.num_points, config.num_frames
     shape = (sum(counts), frames) + (n,) * d
+    arrays = {}  # name in the export -> (source key, component or None)
+    for f in fields:
+        if f.tensor_order == 0:
+            name = "tensor" if len(fields) == 1 else f.name
+            arrays[name] = (f"t0_fields/{f.name}", None)
+        else:
+            for c, axis in enumerate(AXES[:d]):
+                arrays[f"V{axis}"] = (f"t1_fields/{f.name}", c)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
-            key = f"t0_fields/{field}"
-            if copy:
-                tensor = f.create_dataset(
-                    "tensor", shape, config.precision, chunks=(1,) + shape[1:]
-                )
-                first = 0
-                for shard, count in zip(shards, counts, strict=True):
-                    with h5py.File(folder / shard["path"], "r") as src:
-                        tensor[first : first + count] = src[key][...]
-                    first += count
-            else:
-                layout = h5py.VirtualLayout(shape, config.precision)
-                first = 0
-                for shard, count in zip(shards, counts, strict=True):
-                    source = os.path.relpath(folder / shard["path"], out.parent)
-                    layout[first : first + count] = h5py.VirtualSource(
-                        source, key, shape=(count,) + shape[1:]
-                    )
-                    first += count
-                f.create_virtual_dataset("tensor", layout, fillvalue=np.nan)
-            coordinate = config.scenario_obj.coordinates(n, config.domain_extent)
-            for axis in AXES[:d]:
-                f[f"{axis}-coordinate"] = coordinate.astype(np.float32)
-            f["t-coordinate"] = (np.arange(frames) * config.frame_interval).astype(
-                np.float32
-            )
-            for name, spec in config.params:
-                label = sc.parameters[name].pdebench_name or name
-                if not sc.sampler(name, spec).varies:
-                    f.attrs[label] = float(spec)
-                    continue
-                values = []
-                for shard in shards:
-                    with h5py.File(folder / shard["path"], "r") as src:
-                        values.append(src["scalars"][name][...])
-                f[label] = np.concatenate(values).astype(np.float32)
+            for name, (key, component) in arrays.items():
+                if virtual:
+                    _virtual(f, name, key, component, folder, shards, counts, shape)
+                else:
+                    _copy(f, name, key, component, folder, shards, counts, shape)
+            _coordinates(f, config, frames)
+            _parameters(f, config, folder, shards)
+            _record_splits(f, shards, counts)
+            f.attrs["diffphys_format"] = PDEBENCH_FORMAT
             f.attrs["diffphys_config_hash"] = config.hash
+            f.attrs["diffphys_dataset"] = str(folder.resolve())
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _chosen_fields(sc, field):
+    names = [f.name for f in sc.fields]
+    if field is None:
+        return list(sc.fields)
+    if field not in names:
+        raise ValueError(f"`field={field!r}` is not one of {sc.name}'s fields {names}.")
+    return [f for f in sc.fields if f.name == field]
+
+
+def _split(manifest, name, only):
+    return split_shards(manifest, name) if only in (None, name) else []
+
+
+def _copy(f, name, key, component, folder, shards, counts, shape):
+    data = f.create_dataset(name, shape, _dtype(folder, shards[0], key))
+    first = 0
+    for shard, count in zip(shards, counts, strict=True):
+        with h5py.File(folder / shard["path"], "r") as src:
+            block = src[key][...]
+        data[first : first + count] = (
+            block if component is None else block[..., component]
+        )
+        first += count
+
+
+def _virtual(f, name, key, component, folder, shards, counts, shape):
+    dtype = _dtype(folder, shards[0], key)
+    layout = h5py.VirtualLayout(shape, dtype)
+    first = 0
+    for shard, count in zip(shards, counts, strict=True):
+        path = str((folder / shard["path"]).resolve())
+        if component is None:
+            source = h5py.VirtualSource(path, key, shape=(count,) + shape[1:])
+        else:
+            full = (count,) + shape[1:] + (len(shape) - 2,)
+            source = h5py.VirtualSource(path, key, shape=full)[..., component]
+        layout[first : first + count] = source
+        first += count
+    f.create_virtual_dataset(name, layout, fillvalue=np.nan)
+
+
+def _dtype(folder, shard, key):
+    with h5py.File(folder / shard["path"], "r") as src:
+        return src[key].dtype
+
+
+def _coordinates(f, config, frames):
+    sc = config.scenario_obj
+    n, length = config.num_points, config.domain_extent
+    ours = sc.coordinates(n, length)
+    centres = sc.origin + (np.arange(n) + 0.5) * length / n
+    for axis in AXES[: sc.num_spatial_dims]:
+        f[f"{axis}-coordinate"] = centres.astype(np.float32)
+    f.attrs["diffphys_x_shift"] = float(centres[0] - ours[0])
+    f["t-coordinate"] = (np.arange(frames + 1) * config.frame_interval).astype(
+        np.float32
+    )
+
+
+def _parameters(f, config, folder, shards):
+    sc = config.scenario_obj
+    for name, spec in config.params:
+        parameter = sc.parameters[name]
+        label = parameter.pdebench_name or name
+        if not sc.sampler(name, spec).varies:
+            f.attrs[label] = float(spec) * parameter.pdebench_scale
+            continue
+        values = []
+        for shard in shards:
+            with h5py.File(folder / shard["path"], "r") as src:
+                values.append(src["scalars"][name][...])
+        f[label] = (np.concatenate(values) * parameter.pdebench_scale).astype(
+            np.float32
+        )
+
+
+def _record_splits(f, shards, counts):
+    spans, first = {}, 0
+    for shard, count in zip(shards, counts, strict=True):
+        start, _ = spans.get(shard["split"], (first, first))
+        spans[shard["split"]] = (start, first + count)
+        first += count
+    f.attrs["diffphys_splits"] = json.dumps(spans)
+    total, tests = first, spans.get("test", (0, 0))[1]
+    f.attrs["diffphys_test_ratio"] = pdebench_test_ratio(tests, total)
+
+
+def pdebench_test_ratio(tests: int, total: int) -> float:
+    """A ratio `r` with `int(total * r) == tests` (PDEBench's cut), as close to
+    `tests / total` as floating point allows."""
+    r = tests / total
+    while int(total * r) < tests:
+        r = math.nextafter(r, math.inf)
+    return r
+
+
+def check_export(path: Path, f) -> dict:
+    """`describe` of an exported file: every virtual source must exist and belong to
+    the dataset the file was exported from (its config hash)."""
+    expected = f.attrs["diffphys_config_hash"]
+    sources = set()
+    for item in f.values():
+        if isinstance(item, h5py.Dataset) and item.is_virtual:
+            sources.update(vs.file_name for vs in item.virtual_sources())
+    for source in sorted(sources):
+        if not Path(source).is_file():
+            raise ValueError(
+                f"{path}: virtual source {source} is missing (it would read as NaN, "
+                "or bind a file of that name elsewhere); export again."
+            )
+        with h5py.File(source, "r") as src:
+            if src.attrs.get("diffphys_config_hash") != expected:
+                raise ValueError(
+                    f"{path}: virtual source {source} belongs to another dataset; "
+                    "export again."
+                )
+    arrays = {
+        name: list(item.shape)
+        for name, item in f.items()
+        if isinstance(item, h5py.Dataset) and not name.endswith("coordinate")
+    }
+    return {
+        "kind": "pdebench",
+        "path": str(path),
+        "config_hash": expected,
+        "dataset": str(f.attrs["diffphys_dataset"]),
+        "arrays": arrays,
+        "virtual_sources": len(sources),
+        "splits": json.loads(f.attrs["diffphys_splits"]),
+        "test_ratio": float(f.attrs["diffphys_test_ratio"]),
+    }

@@ -4,8 +4,10 @@ records of complete shards, the manifest, and the claim on the folder."""
 import json
 from pathlib import Path
 
+from .._progress import progress_bar
 from .._store import atomic_write, claim_folder, sha256
 from ._config import GenerationConfig, Shard, SPLITS
+from ._scenarios import import_recorded, scenario_module
 
 
 STATE = ".diffphys"  # per-dataset bookkeeping: config, shard records, temporaries
@@ -21,11 +23,13 @@ def read_config(out: Path) -> GenerationConfig | None:
         return None
     try:
         data = json.loads(path.read_text())
-        return GenerationConfig.from_dict(data["config"])
+        config = GenerationConfig.from_dict(data["config"])
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(
             f"{path} is corrupt ({e}); remove {out} and regenerate."
         ) from e
+    import_recorded(config.scenario, data.get("scenario_module"))
+    return config
 
 
 def record_path(out: Path, shard: Shard) -> Path:
@@ -94,10 +98,13 @@ def prepare_folder(out: Path, config: GenerationConfig, *, overwrite: bool) -> b
     if not resume:
         from .. import __version__
 
-        text = json.dumps(
-            {"config": config.to_dict(), "hash": config.hash, "diffphys": __version__},
-            indent=1,
-        )
+        record = {
+            "config": config.to_dict(),
+            "hash": config.hash,
+            "diffphys": __version__,
+            "scenario_module": scenario_module(config.scenario),
+        }
+        text = json.dumps(record, indent=1)
         atomic_write(out / STATE / "config.json", text)
         written = read_config(out)
         if written is None or written.hash != config.hash:
@@ -108,10 +115,13 @@ def prepare_folder(out: Path, config: GenerationConfig, *, overwrite: bool) -> b
     return resume
 
 
-def load_manifest(folder, *, verify: bool = False) -> tuple[GenerationConfig, dict]:
+def load_manifest(
+    folder, *, verify: bool = False, progress: bool | None = None
+) -> tuple[GenerationConfig, dict]:
     """Read a finished dataset folder's manifest and check that every shard it lists
-    is in place with its recorded size (and, with `verify`, checksum). Raises a
-    `ValueError` with a one-line reason otherwise."""
+    is in place with its recorded size (and, with `verify`, checksum, under a
+    progress bar: see `dp.datasets.generate`'s `progress`). Raises a `ValueError`
+    with a one-line reason otherwise."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder.")
@@ -135,6 +145,7 @@ def load_manifest(folder, *, verify: bool = False) -> tuple[GenerationConfig, di
         raise ValueError(f"{path} is corrupt ({e}); run `diffphys join`.") from None
     if manifest.get("config_hash") != config.hash:
         raise ValueError(f"{path}: config hash does not match its config.")
+    import_recorded(config.scenario, manifest.get("scenario_module"))
     for shard in shards:
         file = folder / shard["path"]
         if not file.is_file():
@@ -144,11 +155,18 @@ def load_manifest(folder, *, verify: bool = False) -> tuple[GenerationConfig, di
                 f"{folder}: shard {shard['path']} has {file.stat().st_size} bytes, "
                 f"the manifest says {shard['bytes']} (truncated or replaced)."
             )
-        if verify and sha256(file) != shard["sha256"]:
-            raise ValueError(
-                f"{folder}: shard {shard['path']} does not match its checksum "
-                "(corrupt or altered)."
-            )
+    if not verify:
+        return config, manifest
+    with progress_bar("checksums", enabled=progress) as bar:
+        task = bar.add_task("", total=len(shards))
+        for shard in shards:
+            if sha256(folder / shard["path"]) != shard["sha256"]:
+                raise ValueError(
+                    f"{folder}: shard {shard['path']} does not match its checksum "
+                    "(corrupt or altered); generate it again (delete the file and "
+                    "re-run the same `diffphys generate`)."
+                )
+            bar.advance(task)
     return config, manifest
 
 

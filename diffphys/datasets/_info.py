@@ -1,8 +1,10 @@
 from pathlib import Path
 
+import h5py
 import numpy as np
 import yaml
 
+from ._export import check_export, PDEBENCH_FORMAT
 from ._folder import load_manifest, STATS
 from ._well import check_file, str_list
 
@@ -38,17 +40,31 @@ def _file_summary(f) -> dict:
     }
 
 
-def describe(path, *, verify: bool = False) -> dict:
-    """Check a The Well-format file, or a whole dataset folder (manifest, every
-    shard's schema and size, and with `verify` its checksum), and summarise it.
-    Raises a `ValueError` (a `SchemaError` for files) with a one-line reason."""
+def _is_export(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("diffphys_format") == PDEBENCH_FORMAT
+    except OSError:  # not HDF5: `check_file` says so
+        return False
+
+
+def describe(path, *, verify: bool = True, progress: bool | None = None) -> dict:
+    """Check a The Well-format file, a file of `export_pdebench` (each virtual
+    source in place and of the exported dataset), or a whole dataset folder
+    (manifest, every shard's schema and size, and unless `verify=False` its
+    checksum, under a progress bar), and summarise it. A shard corrupted without a
+    change of size passes every check but the checksum. Raises a `ValueError` (a
+    `SchemaError` for files) with a one-line reason."""
     path = Path(path)
+    if path.is_file() and _is_export(path):
+        with h5py.File(path, "r") as f:
+            return check_export(path, f)
     if path.is_file():
         with check_file(path) as f:
             return {"kind": "file", "path": str(path), **_file_summary(f)}
     if not path.exists():
         raise ValueError(f"{path}: no such file or folder.")
-    config, manifest = load_manifest(path, verify=verify)
+    config, manifest = load_manifest(path, verify=verify, progress=progress)
     splits = {}
     summary = None
     for shard in manifest["shards"]:

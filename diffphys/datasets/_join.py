@@ -11,6 +11,7 @@ from .._store import atomic_write, sha256
 from . import _stats
 from ._config import GenerationConfig
 from ._folder import FORMAT, MANIFEST, read_config, read_record, STATE, STATS
+from ._scenarios import scenario_module
 
 
 def join(out: str | os.PathLike, *, verify: bool = True) -> dict:
@@ -52,6 +53,7 @@ def join(out: str | os.PathLike, *, verify: bool = True) -> dict:
         "dataset_name": sc.name,
         "config": config.to_dict(),
         "config_hash": config.hash,
+        "scenario_module": scenario_module(config.scenario),
         "diffphys_version": json.loads((out / STATE / "config.json").read_text())[
             "diffphys"
         ],
@@ -89,7 +91,9 @@ def _metadata(config: GenerationConfig) -> dict:
         "constant_scalar_names": [n for n, _ in config.params],
         "field_names": names,
         "constant_field_names": {0: [], 1: [], 2: []},
-        "boundary_condition_types": [sc.boundary.upper()] * d,
+        # The Well lists the dataset's distinct types, not one per axis (its
+        # periodic 2D `active_matter.yaml`: `[PERIODIC]`).
+        "boundary_condition_types": [sc.boundary.upper()],
         "n_files": len(shards),
         "n_trajectories_per_file": [s.size for s in shards],
         "n_steps_per_trajectory": [config.num_frames] * len(shards),

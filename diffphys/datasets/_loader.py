@@ -22,6 +22,8 @@ class WindowDataset:
     - `input_time` `(n_input,)`, `output_time` `(n_output,)`;
     - `trajectory`: the global trajectory index.
 
+    Every window read is checked for NaN and inf (generation never writes them, so
+    one is a corrupt shard): a `ValueError` names the shard and the trajectory.
     Frames of a window are `stride` saved frames apart. With `n_output=None` each
     trajectory gives one window: `n_input` frames, then the rest of it (rollout
     evaluation). Files are opened on first use in each process, never pickled, so
@@ -101,6 +103,13 @@ class WindowDataset:
             f["scalars"][n][row] if f["scalars"][n].shape else f["scalars"][n][()]
             for n in self.scalar_names
         ]
+        if not (np.isfinite(x).all() and np.isfinite(scalars).all()):
+            raise ValueError(
+                f"{self.folder / self.shards[shard]['path']}: trajectory "
+                f"{self.shards[shard]['samples'][0] + row} (row {row}) holds NaN or "
+                "inf; the shard is corrupt (`diffphys info` checks every checksum): "
+                "delete it and re-run the same `diffphys generate`."
+            )
         times = self.time[frames]
         return {
             "input_fields": x[: self.n_input],

@@ -1,4 +1,7 @@
+import importlib
+import importlib.metadata
 import math
+import sys
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -28,7 +31,9 @@ class Parameter(eqx.Module):
         `"0.01"` or `"0.001:0.1:log"`, or an `AbstractSampler`).
     - `low`, `high`: the admissible values; `low_open` excludes `low` itself.
     - `description`: one line for `--help` and the dataset's yaml.
-    - `pdebench_name`: the attribute name PDEBench uses for it (e.g. `Nu`).
+    - `pdebench_name`: the attribute name PDEBench uses for it (e.g. `Nu`);
+        `pdebench_scale`: PDEBench's value of it is this times ours (π for Burgers'
+        viscosity: PDEBench's equation is `u_t + (u²/2)_x = (ν/π) u_xx`).
     """
 
     default: str | AbstractSampler = eqx.field(static=True)
@@ -37,6 +42,7 @@ class Parameter(eqx.Module):
     low_open: bool = eqx.field(static=True, default=False)
     description: str = eqx.field(static=True, default="")
     pdebench_name: str | None = eqx.field(static=True, default=None)
+    pdebench_scale: float = eqx.field(static=True, default=1.0)
 
     def check(self, name: str, sampler: AbstractSampler) -> None:
         lo, hi = sampler.bounds
@@ -71,6 +77,8 @@ class Scenario(eqx.Module):
     - Defaults of the grid and the horizon: `domain_extent`, `num_points`,
         `num_steps` saved frames (after the initial one) `frame_interval` apart,
         `num_samples`; `origin`: the left end of the domain.
+    - `defaults_from`: where those defaults come from (a benchmark's recipe, a
+        paper's appendix), shown by `diffphys scenarios`.
     - `exact(x, t, **params) -> (C, *N)`: the analytic solution, if there is one:
         `diffphys generate --source exact` evaluates it on the grid instead of
         running the solver, and without an `initial_condition` the solver starts
@@ -98,6 +106,7 @@ class Scenario(eqx.Module):
     num_samples: int = eqx.field(static=True, default=64)
     origin: float = eqx.field(static=True, default=0.0)
     exact: Callable | None = eqx.field(static=True, default=None)
+    defaults_from: str = eqx.field(static=True, default="")
 
     def __check_init__(self):
         if self.initial_condition is None and self.exact is None:
@@ -142,6 +151,40 @@ class Scenario(eqx.Module):
     def num_channels(self) -> int:
         return sum(len(f.channels) for f in self.fields)
 
+    def summary(self) -> dict:
+        """Everything `diffphys scenarios` shows (JSON-able): description, fields,
+        parameters with defaults and admissible ranges, grid and horizon defaults,
+        and where the defaults come from."""
+        parameters = {}
+        for name, p in self.parameters.items():
+            low = "(" if p.low_open else "["
+            parameters[name] = {
+                "default": str(p.default),
+                "admissible": f"{low}{p.low}, {p.high}]",
+                "description": p.description,
+                **({"pdebench_name": p.pdebench_name} if p.pdebench_name else {}),
+            }
+        return {
+            "name": self.name,
+            "description": self.description,
+            "num_spatial_dims": self.num_spatial_dims,
+            "fields": {
+                f.name: "vector" if f.tensor_order else "scalar" for f in self.fields
+            },
+            "parameters": parameters,
+            "defaults": {
+                "domain": [self.origin, self.origin + self.domain_extent],
+                "num_points": self.num_points,
+                "num_steps": self.num_steps,
+                "frame_interval": self.frame_interval,
+                "num_samples": self.num_samples,
+            },
+            "boundary": self.boundary,
+            "exact_solution": self.exact is not None,
+            "defaults_from": self.defaults_from or "not stated",
+            "module": scenario_module(self.name),
+        }
+
     def sampler(self, name: str, spec=None) -> AbstractSampler:
         """The sampler of parameter `name` from a spec (or the default), checked."""
         if name not in self.parameters:
@@ -157,32 +200,119 @@ class Scenario(eqx.Module):
 
 
 _REGISTRY: dict[str, Scenario] = {}
+# The module that registered each scenario, for scenarios from outside diffphys: a
+# dataset records it, so later commands import it (see `load_plugins`).
+_MODULES: dict[str, str] = {}
+PLUGIN_GROUP = "diffphys.scenarios"
+_entry_points_loaded = False
 
 
 def register_scenario(scenario: Scenario, *, replace: bool = False) -> Scenario:
     """Add `scenario` to the registry under `scenario.name` (used by `diffphys
-    generate NAME`). Refuses to shadow an existing name unless `replace=True`."""
+    generate NAME`). Refuses to shadow an existing name unless `replace=True`.
+
+    For the command line to see a scenario of yours, register it at the import of
+    a module (not a script or notebook) and either pass `diffphys --plugin
+    your.module ...` or declare the module in the entry-point group
+    `diffphys.scenarios` of your package; a dataset records the module, so later
+    commands on it import it by themselves."""
     if scenario.name in _REGISTRY and not replace:
         raise ValueError(
             f"A scenario named {scenario.name!r} is already registered; pass "
             "replace=True to override it."
         )
     _REGISTRY[scenario.name] = scenario
+    module = _registering_module()
+    if module is None:
+        _MODULES.pop(scenario.name, None)
+    else:
+        _MODULES[scenario.name] = module
     return scenario
 
 
+# Packages whose frames may stand between a caller and `register_scenario`: runtime
+# type checkers' wrappers and the import machinery.
+_WRAPPERS = {"jaxtyping", "beartype", "typeguard", "importlib"}
+
+
+def _registering_module() -> str | None:
+    """The module calling `register_scenario` (past the wrappers a type checker may
+    add around it); None for diffphys itself and for scripts and notebooks
+    (`__main__`), which no later process can import."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "__main__")
+        ours = name == __name__ and frame.f_code.co_name == "register_scenario"
+        if not ours and name.split(".")[0] not in _WRAPPERS:
+            return None if name == "__main__" or name.startswith("diffphys") else name
+        frame = frame.f_back
+    return None
+
+
+def scenario_module(name: str) -> str | None:
+    """The importable module that registered scenario `name`, or None for the
+    built-in ones and those registered by a script or notebook."""
+    return _MODULES.get(name)
+
+
+def load_plugins(*modules: str) -> None:
+    """Import scenario modules: each of `modules` (as `diffphys --plugin`), and the
+    entry points of the group `diffphys.scenarios` of installed packages (once; an
+    entry point naming a function is called). A module that cannot be imported is
+    a `ValueError` that names it."""
+    global _entry_points_loaded
+    for module in modules:
+        _import_plugin(module)
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+            try:
+                loaded = entry.load()
+            except Exception as e:
+                raise ValueError(
+                    f"Scenario plugin {entry.name!r} ({entry.value}) fails to load: "
+                    f"{type(e).__name__}: {e}"
+                ) from e
+            if callable(loaded):
+                loaded()
+
+
+def import_recorded(name: str, module: str | None) -> None:
+    """Import `module`, which a dataset recorded as the definer of its scenario
+    `name`, unless `name` is registered already."""
+    if module and name not in _REGISTRY:
+        _import_plugin(module)
+
+
+def _import_plugin(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise ValueError(
+            f"Cannot import the scenario module {module!r} ({e}); install it or put "
+            "its folder on PYTHONPATH."
+        ) from e
+
+
 def get_scenario(name: str) -> Scenario:
-    """The registered scenario `name`; the error lists the known ones."""
+    """The registered scenario `name` (installed plugins are loaded first when the
+    name is unknown); the error lists the known ones."""
+    if name not in _REGISTRY:
+        load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(
-            f"Unknown scenario {name!r}; choose from: {', '.join(sorted(_REGISTRY))}."
+            f"Unknown scenario {name!r}; choose from: {', '.join(sorted(_REGISTRY))} "
+            "(`diffphys scenarios` lists them; a scenario of yours needs `diffphys "
+            "--plugin MODULE`)."
         ) from None
 
 
 def list_scenarios() -> Mapping[str, Scenario]:
-    """All registered scenarios, by name (read-only)."""
+    """All registered scenarios, installed plugins' included, by name
+    (read-only)."""
+    load_plugins()
     return MappingProxyType(_REGISTRY)
 
 
@@ -194,6 +324,10 @@ def list_scenarios() -> Mapping[str, Scenario]:
 _SINES = SineSum(num_waves=2, max_wavenumber=4)
 _SINE_BOUND = 2.0  # |Σ_i a_i sin(.)| <= num_waves with a_i <= 1; Burgers keeps max|u|
 _VISCOSITY = "kinematic viscosity ν of u_t + (u²/2)_x = ν u_xx"
+_PDEBENCH_BURGERS = (
+    "PDEBench's 1D Burgers recipe (Takamoto et al., 2022): [0, 1), 1024 points, "
+    "201 frames 0.01 apart, sums of two random sines"
+)
 
 
 def _spectral_max_dt(domain_extent, num_points, *, max_speed, **_):
@@ -215,13 +349,19 @@ register_scenario(
         max_dt=lambda L, N, **_: _spectral_max_dt(L, N, max_speed=_SINE_BOUND),
         parameters={
             "nu": Parameter(
-                "0.01", 0.0, low_open=True, description=_VISCOSITY, pdebench_name="Nu"
+                "0.01",
+                0.0,
+                low_open=True,
+                description=_VISCOSITY,
+                pdebench_name="Nu",
+                pdebench_scale=math.pi,
             )
         },
         fields=(SavedField("u", 0, (0,)),),
         num_points=1024,
         num_steps=200,
         frame_interval=0.01,
+        defaults_from=_PDEBENCH_BURGERS + "; ν = 0.01 (PDEBench's Nu = π·0.01)",
     )
 )
 
@@ -249,12 +389,14 @@ register_scenario(
                 0.0,
                 description=_VISCOSITY + " (0 = inviscid)",
                 pdebench_name="Nu",
+                pdebench_scale=math.pi,
             )
         },
         fields=(SavedField("u", 0, (0,)),),
         num_points=1024,
         num_steps=200,
         frame_interval=0.01,
+        defaults_from=_PDEBENCH_BURGERS + "; ν = 0.001 (PDEBench's Nu = π·0.001)",
     )
 )
 
@@ -295,6 +437,7 @@ register_scenario(
         num_points=64,
         num_steps=50,
         frame_interval=0.02,
+        defaults_from="diffphys's choice (no benchmark has this recipe)",
     )
 )
 
@@ -313,6 +456,8 @@ def _probconserv(name, description, make_stepper, exact, parameters, **options):
         return exact(x, t, **params)[None]
 
     defaults = dict(
+        defaults_from="domain, boundary data and parameter range: ProbConserv "
+        "(Hansen et al., ICML 2023, appendix); grid and frames: diffphys's choice",
         boundary="open",
         max_dt=_implicit_max_dt,
         num_points=128,

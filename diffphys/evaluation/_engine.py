@@ -188,7 +188,9 @@ def parse_model(spec) -> AbstractModel:
 class Evaluation(eqx.Module):
     """The rollouts of one model on one dataset split: per-sample per-step metrics
     `(B, T)` over the predicted steps 1..T (the initial frame, given to the model,
-    is excluded), blow-up steps, a few example trajectories and mean spectra."""
+    is excluded), blow-up steps, a few example trajectories and mean spectra.
+    `vrmse` is The Well's mean over channels; a dataset of C > 1 channels also has
+    each channel's, `vrmse_channel_c`."""
 
     metrics: dict[str, np.ndarray]
     spectral: np.ndarray  # (B, T, bands)
@@ -224,6 +226,10 @@ class Evaluation(eqx.Module):
             "nrmse_geometric_mean": _metrics.geometric_mean(median["nrmse"], first),
             "nrmse_final_median": float(median["nrmse"][-1]),
             "vrmse_final_median": float(median["vrmse"][-1]),
+            "vrmse_final_median_per_channel": [
+                float(median[k][-1]) for k in median if k.startswith("vrmse_channel_")
+            ]
+            or [float(median["vrmse"][-1])],
             "correlation_final_median": float(median["correlation"][-1]),
             "high_correlation_time_median": float(
                 np.median(steps) * self.config.frame_interval
@@ -322,16 +328,20 @@ def _compare(rollout_fn: Callable, config: GenerationConfig, spectrum_steps):
         pred = rollout_fn(u0, params).astype(truth.dtype)
         p, t = pred[1:], truth[1:]
         drift = _metrics.mass_drift(pred, domain_extent=config.domain_extent)
+        vrmse = _metrics.vrmse(p, t)
         metrics = {
             "rmse": _metrics.rmse(p, t),
             "nrmse": _metrics.nrmse(p, t),
-            "vrmse": _metrics.vrmse(p, t),
+            "vrmse": jnp.mean(vrmse, axis=1),  # The Well's summary over channels
             "correlation": _metrics.correlation(p, t),
             "mass_drift": drift[1:],
             "max_principle_violation": _metrics.max_principle_violation(pred, truth)[
                 1:
             ],
         }
+        if vrmse.shape[1] > 1:
+            for c in range(vrmse.shape[1]):
+                metrics[f"vrmse_channel_{c}"] = vrmse[:, c]
         spectrum = jax.vmap(_metrics.energy_spectrum)
         return (
             metrics,

@@ -2,7 +2,8 @@
 
 Every metric takes trajectories `(T, C, *N)` (unbatched, channels first; the number
 of spatial dimensions is `ndim - 2`) and returns one value per step, shape `(T,)`
-(the spectral errors `(T, num_bands)`). Batch with `jax.vmap`. Norms are the
+(the spectral errors `(T, num_bands)`; `vrmse`, as The Well reports it, one per
+channel, `(T, C)`). Batch with `jax.vmap`. Norms are the
 consistent discretisation of L² on the periodic box; the cell volume cancels in
 every ratio.
 """
@@ -60,11 +61,14 @@ def nrmse(pred: Trajectory, true: Trajectory) -> Array:
 
 
 def vrmse(pred: Trajectory, true: Trajectory) -> Array:
-    """The Well's variance-scaled RMSE: `sqrt(MSE_c / (Var_x(true_c) + 1e-7))`,
-    averaged over channels, per step. Predicting the spatial mean scores 1."""
+    """The Well's variance-scaled RMSE of each channel, per step, shape `(T, C)`:
+    `sqrt(MSE_c / (s²_c + 1e-7))` with `s²_c` the *unbiased* (ddof = 1) spatial
+    variance of the true channel, as The Well's `VRMSE` (`torch.std(y) ** 2`).
+    The Well summarises over channels by their mean. Predicting the spatial mean
+    scores `sqrt((n − 1) / n)` for `n` points, about 1."""
     pred, true, space = _pair(pred, true)
     mse = jnp.mean(jnp.square(pred - true), axis=space)
-    return jnp.mean(jnp.sqrt(mse / (jnp.var(true, axis=space) + VARIANCE_EPS)), axis=1)
+    return jnp.sqrt(mse / (jnp.var(true, axis=space, ddof=1) + VARIANCE_EPS))
 
 
 def correlation(pred: Trajectory, true: Trajectory) -> Array:

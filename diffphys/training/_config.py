@@ -12,11 +12,6 @@ MODELS = ("fno", "dymixop")
 _RENAMED = {"steps": "num_train_steps", "valid_steps": "valid_num_steps"}
 
 
-def default(name: str):
-    """The default of `TrainConfig`'s field `name` (the CLI's option defaults)."""
-    return TrainConfig.__dataclass_fields__[name].default
-
-
 class TrainConfig(eqx.Module):
     """Everything that determines a training run (with the dataset it reads). An
     all-static `eqx.Module`, like `dp.datasets.GenerationConfig`; every option is

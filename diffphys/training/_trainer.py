@@ -297,9 +297,11 @@ class _Loop:
             "seconds": round(time.perf_counter() - start_time, 3),
         }
         if not np.isfinite(entry["loss"]):
-            raise RuntimeError(
-                f"The training loss became {entry['loss']} at step {done}; lower "
-                "`learning_rate`, keep `clip_norm`, or use a shorter horizon."
+            # Not the data: every window was checked finite when read.
+            raise FloatingPointError(
+                f"The training loss became {entry['loss']} at step {done} on finite "
+                "data (every window is checked when read), so the model diverged; "
+                "lower `learning_rate`, keep `clip_norm`, or use a shorter horizon."
             )
         return entry
 
