@@ -1,22 +1,24 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-# Each builds .venv when it is missing, or re-installs when pyproject.toml changed.
+# Each builds .venv when it is missing, or re-installs when pyproject.toml or the
+# lock file changed. Installs take the tested versions from requirements.lock.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+LOCK   := requirements.lock
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK)
 
-.PHONY: demo test test-all lint format bench clean
+.PHONY: demo test test-all lint format bench lock notebooks clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "diffphys needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 
 # Stamps record which extras are installed; pyproject.toml newer than a stamp = stale.
-$(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
+$(VENV)/.stamp-base: pyproject.toml $(LOCK) | $(BIN)/python
 	$(PIP) -e .
 	@touch $@
 
-$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+$(VENV)/.stamp-test: pyproject.toml $(LOCK) | $(BIN)/python
 	$(PIP) -e '.[test,jaxopt]'
 	@touch $@ $(VENV)/.stamp-base
 
@@ -40,12 +42,28 @@ format: $(VENV)/.stamp-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-$(VENV)/.stamp-bench: pyproject.toml | $(BIN)/python
+$(VENV)/.stamp-bench: pyproject.toml $(LOCK) | $(BIN)/python
 	$(PIP) -e '.[bench]'
 	@touch $@
 
 bench: $(VENV)/.stamp-bench
 	@for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
+# Re-resolve the newest versions pyproject.toml allows, in a scratch environment,
+# and write them to the lock file; then run `make test` with them.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,jaxopt,bench]'
+	{ sed -n '1,2p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^diffphys'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
+
+# JupyterLab and a kernel of this venv for the notebooks: then
+# `.venv/bin/jupyter lab notebooks/` and pick the kernel "Python (diffphys)".
+notebooks: $(VENV)/.stamp-test
+	$(PIP) -e '.[notebook]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name diffphys --display-name "Python (diffphys)"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-lock .pytest_cache .ruff_cache

@@ -10,6 +10,11 @@ Anchors: `UnrolledAdjoint()` (plain backprop, every iterate stored) and
 (b) Newton solve of the nonlinear diffusion steady state -∇·(κ q(∇u)) = f with
     q(g) = g + g³ (an SPD Jacobian, so CG solves the Newton systems), 128x128
     unknowns, 5 Newton steps with 50 or 500 inner CG steps.
+(c) A rollout of an explicit stepper, differentiated by backprop: 2D vector
+    Burgers (`BurgersSpectral`, ETDRK2) on 256x256, 1000 saved steps, gradient of
+    the last frame's energy with respect to the initial state; anchor plain
+    backprop through `lax.scan` (`checkpoint=False`) against √T checkpointing
+    (`checkpoint=True`).
 
 The forward CG tolerance is rtol 1e-6, which the full-size problems do not reach
 within either budget, so each forward solve runs its whole budget (the JSON records
@@ -95,9 +100,29 @@ def newton_loss(n, steps, adjoint):
     return loss
 
 
-def measure(loss, kappa, repeats):
+def rollout_loss(n, steps, checkpoint):
+    stepper = dp.solvers.BurgersSpectral(
+        2, 1.0, n, 0.2 / n, viscosity=0.02, max_speed=1.5
+    )
+
+    def loss(u0):
+        frames = dp.solvers.rollout(stepper, u0, steps, checkpoint=checkpoint)
+        return jnp.sum(frames[-1] ** 2)
+
+    return loss
+
+
+def _initial_velocity(n):
+    x, y = jnp.meshgrid(*2 * [jnp.arange(n) / n], indexing="ij")
+    two_pi = 2 * jnp.pi
+    return jnp.stack(
+        [jnp.sin(two_pi * x) * jnp.cos(two_pi * y), 0.5 * jnp.cos(two_pi * (x + y))]
+    )
+
+
+def measure(loss, argument, repeats):
     grad = jax.jit(jax.grad(loss))
-    compiled = grad.lower(kappa).compile()
+    compiled = grad.lower(argument).compile()
     analysis = compiled.memory_analysis()
     peak = (
         analysis.argument_size_in_bytes
@@ -105,11 +130,11 @@ def measure(loss, kappa, repeats):
         + analysis.temp_size_in_bytes
         - analysis.alias_size_in_bytes
     )
-    compiled(kappa).block_until_ready()
+    compiled(argument).block_until_ready()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        out = compiled(kappa)
+        out = compiled(argument)
         out.block_until_ready()
         times.append(time.perf_counter() - start)
     if not bool(jnp.all(jnp.isfinite(out))):
@@ -119,7 +144,9 @@ def measure(loss, kappa, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="64x64 / 32x32 grids")
+    parser.add_argument(
+        "--small", action="store_true", help="64x64 / 32x32 grids, 100 steps"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     opts = parser.parse_args()
     sizes = {
@@ -163,13 +190,25 @@ def main():
                         row[f"implicit_{steps}"][field]
                         / row[f"{anchor}_{steps}"][field]
                     )
+    n, steps = (64, 100) if opts.small else (256, 1000)
+    u0 = _initial_velocity(n)
+    row = {
+        name: measure(rollout_loss(n, steps, checkpoint), u0, min(opts.repeats, 3))
+        for name, checkpoint in (("backprop", False), ("checkpointed", True))
+    }
+    cases["rollout_burgers_2d"] = {"grid": [n, n], "steps": steps, **row}
+    for quantity, field in (("mem", "peak_mib"), ("time", "seconds")):
+        ratios[f"rollout_{quantity}_checkpointed_over_backprop"] = (
+            row["checkpointed"][field] / row["backprop"][field]
+        )
     device = jax.devices()[0]
     print(
         json.dumps(
             {
                 "benchmark": "implicit_memory",
                 "anchor": "UnrolledAdjoint: plain backprop through the iterations "
-                "(and its checkpointed variant)",
+                "(and its checkpointed variant); for the rollout, plain backprop "
+                "through lax.scan",
                 "backend": jax.default_backend(),
                 "device": getattr(device, "device_kind", str(device)),
                 "machine": platform.machine(),

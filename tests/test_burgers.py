@@ -274,6 +274,39 @@ def test_bad_input_names_the_fix(name):
         call()
 
 
+def test_checkpointed_rollout_is_the_same_gradient_in_less_memory():
+    # 5 saved frames 37 solver steps apart: 3 segments of 2, 2, 1 frames, and 7 of
+    # 6, 6, 5, ... steps between two frames (both remainders exercised).
+    stepper = dp.solvers.BurgersSpectral(1, L, 32, 0.01, viscosity=0.05, max_speed=1.5)
+    x = jnp.arange(32, dtype=float) * L / 32
+    u0 = (jnp.sin(x) + 0.3 * jnp.cos(2 * x))[None]
+
+    def loss(u, checkpoint):
+        frames = dp.solvers.rollout(stepper, u, 5, save_every=37, checkpoint=checkpoint)
+        return jnp.sum(frames[-1] ** 2) + jnp.sum(frames[2] ** 3), frames
+
+    results = {}
+    for checkpoint in (False, True):
+        grad = jax.jit(
+            jax.value_and_grad(lambda u, c=checkpoint: loss(u, c), has_aux=True)
+        )
+        compiled = grad.lower(u0).compile()
+        (_, frames), g = compiled(u0)
+        results[checkpoint] = frames, g, compiled.memory_analysis().temp_size_in_bytes
+    (f0, g0, plain), (f1, g1, checkpointed) = results[False], results[True]
+    np.testing.assert_array_equal(f1, f0)
+    np.testing.assert_allclose(g1, g0, rtol=1e-12)
+    # The temporaries of plain backprop grow with the 185 solver steps; checkpointed
+    # ones with the segments (measured 8.4x at 64 points).
+    assert plain > 4 * checkpointed, (plain, checkpointed)
+    # Forward mode works through the checkpoints as well.
+    v = jnp.cos(3 * x)[None]
+    _, tangent = jax.jvp(lambda u: loss(u, True)[0], (u0,), (v,))
+    np.testing.assert_allclose(tangent, jnp.vdot(g0, v), rtol=1e-12)
+    with pytest.raises(ValueError, match="number of segments"):
+        dp.solvers.rollout(stepper, u0, 5, checkpoint=0)
+
+
 def test_rollout_reports_blow_up():
     def explode(u):
         return u * 1e200  # 1, 1e200, inf, ...

@@ -68,6 +68,36 @@ def test_public_names():
         assert hasattr(dp.datasets, name), name
 
 
+def test_installs_take_the_tested_versions_from_the_lock_file():
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [
+        d
+        for extra in ("test", "jaxopt", "bench")
+        for d in project["optional-dependencies"][extra]
+    ]
+    lock = (ROOT / "requirements.lock").read_text().splitlines()
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-") for line in lock if "==" in line
+    }
+    for requirement in wanted:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
+        assert name.replace("_", "-") in pinned, requirement
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-c $(LOCK)" in makefile and "LOCK   := requirements.lock" in makefile
+    # What the code relies on is pinned: lineax 0.1.1 has the 3-JVP tridiagonal
+    # Jacobian; equinox's and optimistix's internal APIs change between minors.
+    deps = " ".join(project["dependencies"])
+    for pin in (
+        "lineax>=0.1.1,<0.2",
+        "equinox>=0.13.0,<0.14",
+        "optimistix>=0.1.0,<0.2",
+    ):
+        assert pin in deps, pin
+
+
 def test_library_never_touches_global_jax_config():
     for path in (ROOT / "diffphys").rglob("*.py"):
         text = path.read_text()

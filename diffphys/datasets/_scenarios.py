@@ -151,6 +151,16 @@ class Scenario(eqx.Module):
     def num_channels(self) -> int:
         return sum(len(f.channels) for f in self.fields)
 
+    @property
+    def channel_names(self) -> list[str]:
+        """One name per state channel, in channel order: a scalar field's name, a
+        vector field's components `name_x`, `name_y`, ... (The Well's names)."""
+        names = [""] * self.num_channels
+        for f in self.fields:
+            for axis, c in zip("xyz", f.channels, strict=False):
+                names[c] = f.name if f.tensor_order == 0 else f"{f.name}_{axis}"
+        return names
+
     def summary(self) -> dict:
         """Everything `diffphys scenarios` shows (JSON-able): description, fields,
         parameters with defaults and admissible ranges, grid and horizon defaults,

@@ -16,8 +16,39 @@ from ..datasets import (
     open as open_split,
     steps_per_frame,
 )
-from ..solvers import rollout
+from ..solvers import AbstractConservativeStepper, mass_budget, rollout
 from . import _metrics
+
+
+def metric_notes(config: GenerationConfig) -> dict[str, str]:
+    """What the domain-dependent metrics mean on this dataset (periodic or not)."""
+    sc = config.scenario_obj
+    if sc.boundary == "periodic":
+        return {
+            "mass_drift": "|∫u(t) − ∫u(0)| (closed periodic domain)",
+            "max_principle_violation": "excess of max|u(t)| over max|u(0)|",
+            "spectral": "PDEBench's low/mid/high Fourier bands",
+        }
+    budget = _has_budget(config)
+    return {
+        "mass_drift": "|∫u(t) − b(t)|, b the solver's boundary-flux budget"
+        if budget
+        else "n/a: open domain and no conservative stepper for a mass budget",
+        "max_principle_violation": "excess of max|u(t)| over the truth's max over "
+        "all times (inflow raises the bound)",
+        "spectral": "n/a: the domain is not periodic",
+    }
+
+
+def _has_budget(config: GenerationConfig) -> bool:
+    sc = config.scenario_obj
+    params = {name: jnp.ones(()) for name, _ in config.params}
+    stepper = jax.eval_shape(
+        lambda: sc.make_stepper(
+            config.domain_extent, config.num_points, config.dt, **params
+        )
+    )
+    return isinstance(stepper, AbstractConservativeStepper)
 
 
 def resample(u: jax.Array, num_points: int) -> jax.Array:
@@ -212,7 +243,9 @@ class Evaluation(eqx.Module):
     def summary(self, first: int = 100) -> dict:
         """Scalar figures: geometric-mean nRMSE over the first `first` steps (of the
         per-step median), median nRMSE at the last step, median high-correlation
-        time, largest mass drift and max-principle violation, blow-ups."""
+        time, largest mass drift and max-principle violation (NaN where they do not
+        apply), blow-ups, and `metric_notes`: what the domain-dependent ones mean
+        on this dataset."""
         median = {
             k: _metrics.summarise(v)["quantiles"][1] for k, v in self.metrics.items()
         }
@@ -234,17 +267,21 @@ class Evaluation(eqx.Module):
             "high_correlation_time_median": float(
                 np.median(steps) * self.config.frame_interval
             ),
-            "mass_drift_max": float(np.nanmax(self.metrics["mass_drift"][finite]))
-            if finite.any()
-            else float("nan"),
-            "max_principle_violation_max": float(
-                np.nanmax(self.metrics["max_principle_violation"][finite])
-            )
-            if finite.any()
-            else float("nan"),
+            "mass_drift_max": _largest(self.metrics["mass_drift"][finite]),
+            "max_principle_violation_max": _largest(
+                self.metrics["max_principle_violation"][finite]
+            ),
             "blowups": int((~finite).sum()),
             "trajectory_steps_per_s": self.blowup.size * self.num_steps / self.seconds,
+            "metric_notes": metric_notes(self.config),
         }
+
+
+def _largest(values: np.ndarray) -> float:
+    """The largest finite-sample value; NaN when there is none (no finite sample,
+    or a metric that does not apply here)."""
+    values = values[~np.isnan(values)]
+    return float(values.max()) if values.size else float("nan")
 
 
 def _memory_batch(config, num_steps) -> int:
@@ -320,14 +357,33 @@ def evaluate(
 def _compare(rollout_fn: Callable, config: GenerationConfig, spectrum_steps):
     """`fn(u0, truth, scalars)`: one trajectory's rollout and its per-step metrics,
     spectral errors, blow-up step, prediction, and the spectra of prediction and
-    truth at `spectrum_steps`."""
+    truth at `spectrum_steps`. On a non-periodic domain the mass is compared with
+    the scenario solver's boundary-flux budget (NaN without one), the max principle
+    is bounded over all times and the spectral errors are NaN (`metric_notes`)."""
     names = [n for n, _ in config.params]
+    sc = config.scenario_obj
+    periodic = sc.boundary == "periodic"
+    budget = not periodic and _has_budget(config)
 
     def one(u0, truth, scalars):
         params = {k: scalars[i] for i, k in enumerate(names)}
         pred = rollout_fn(u0, params).astype(truth.dtype)
         p, t = pred[1:], truth[1:]
-        drift = _metrics.mass_drift(pred, domain_extent=config.domain_extent)
+        reference = None
+        if budget:
+            stepper = sc.make_stepper(
+                config.domain_extent, config.num_points, config.dt, **params
+            )
+            steps = pred.shape[0] - 1
+            _, b = mass_budget(
+                stepper, u0, steps, save_every=config.save_every, throw=False
+            )
+            reference = b.astype(truth.dtype)
+        drift = _metrics.mass_drift(
+            pred, domain_extent=config.domain_extent, reference=reference
+        )
+        if not (periodic or budget):
+            drift = jnp.full_like(drift, jnp.nan)
         vrmse = _metrics.vrmse(p, t)
         metrics = {
             "rmse": _metrics.rmse(p, t),
@@ -335,17 +391,20 @@ def _compare(rollout_fn: Callable, config: GenerationConfig, spectrum_steps):
             "vrmse": jnp.mean(vrmse, axis=1),  # The Well's summary over channels
             "correlation": _metrics.correlation(p, t),
             "mass_drift": drift[1:],
-            "max_principle_violation": _metrics.max_principle_violation(pred, truth)[
-                1:
-            ],
+            "max_principle_violation": _metrics.max_principle_violation(
+                pred, truth, over_time=not periodic
+            )[1:],
         }
         if vrmse.shape[1] > 1:
             for c in range(vrmse.shape[1]):
                 metrics[f"vrmse_channel_{c}"] = vrmse[:, c]
+        spectral = _metrics.spectral_errors(p, t)
+        if not periodic:
+            spectral = jnp.full_like(spectral, jnp.nan)
         spectrum = jax.vmap(_metrics.energy_spectrum)
         return (
             metrics,
-            _metrics.spectral_errors(p, t),
+            spectral,
             _metrics.blowup_step(pred),
             pred,
             spectrum(pred[spectrum_steps]),

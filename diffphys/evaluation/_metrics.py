@@ -93,26 +93,40 @@ def high_correlation_steps(corr: Array, threshold: float = 0.8) -> Array:
     return jnp.where(jnp.all(ok), ok.shape[0], jnp.argmin(ok))
 
 
-def mass_drift(pred: Trajectory, *, domain_extent: float = 1.0, channels=None) -> Array:
-    """Drift of the spatial integral of each conserved channel from its value at
-    step 0, `|∫ pred_t,c − ∫ pred_0,c|`, largest over `channels` (default: all),
-    per step. Zero to round-off for a conservative scheme on periodic Burgers.
-    (`dp.constraints.conservation_error` is another thing: the residual `G u - b`
-    of a linear constraint.)"""
+def mass_drift(
+    pred: Trajectory, *, domain_extent: float = 1.0, channels=None, reference=None
+) -> Array:
+    """Drift of the spatial integral of each conserved channel from what it should
+    be, `|∫ pred_t,c − m_t,c|`, largest over `channels` (default: all), per step.
+    `reference` `m`: `(T,)` or `(T, C)`; default the prediction's own integral at
+    step 0, right for a closed domain (zero to round-off for a conservative scheme
+    on periodic Burgers). On an open domain pass the mass budget `b(t)` of the
+    boundary fluxes (`dp.solvers.mass_budget`). (`dp.constraints.
+    conservation_error` is another thing: the residual `G u - b` of a linear
+    constraint.)"""
     pred = jnp.asarray(pred)
     space = _space(pred)
     if channels is not None:
         pred = pred[:, jnp.asarray(channels)]
     cell = (domain_extent / pred.shape[-1]) ** len(space)
     integral = jnp.sum(pred, axis=space) * cell
-    return jnp.max(jnp.abs(integral - integral[:1]), axis=1)
+    if reference is None:
+        reference = integral[:1]
+    reference = jnp.asarray(reference)
+    if reference.ndim == 1:
+        reference = reference[:, None]
+    return jnp.max(jnp.abs(integral - reference), axis=1)
 
 
-def max_principle_violation(pred: Trajectory, true: Trajectory) -> Array:
+def max_principle_violation(
+    pred: Trajectory, true: Trajectory, *, over_time: bool = False
+) -> Array:
     """How far `max|pred_t|` exceeds the bound `max|true_0|` of the initial state,
-    per step (0 when kept). Burgers and the heat equation keep this bound."""
+    per step (0 when kept). Burgers and the heat equation keep this bound on closed
+    domains. Where boundary data bring in larger values (inflow), `over_time=True`
+    bounds by the truth's largest value over the whole trajectory instead."""
     pred, true, _ = _pair(pred, true)
-    bound = jnp.max(jnp.abs(true[0]))
+    bound = jnp.max(jnp.abs(true if over_time else true[0]))
     peak = jnp.max(jnp.abs(pred.reshape(pred.shape[0], -1)), axis=1)
     return jnp.maximum(peak - bound, 0.0)
 

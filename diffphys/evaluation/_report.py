@@ -7,7 +7,7 @@ import numpy as np
 
 from .._store import atomic_write, claim_folder
 from . import _metrics
-from ._engine import Evaluation
+from ._engine import Evaluation, metric_notes
 
 
 REPORT_FILES = (
@@ -101,7 +101,8 @@ def write_report(
     text = json.dumps(_clean(metrics), indent=1, allow_nan=False)
     atomic_write(out / "metrics.json", text)
     _curves(first, evaluations, out, plt)
-    _spectra(first, evaluations, out, plt)
+    if first.config.scenario_obj.boundary == "periodic":
+        _spectra(first, evaluations, out, plt)
     heatmaps = []
     for e in evaluations:
         path = out / f"heatmaps_{_slug(e.name)}.png"
@@ -217,41 +218,85 @@ def _clean(obj):
     return obj
 
 
-def _heatmaps(e: Evaluation, path: Path, plt) -> None:
+def heatmap_panels(e: Evaluation) -> list[list[dict]]:
+    """The heatmaps' grid, row by row; each panel a dict `title`, `data` (2D),
+    `extent`, `xlabel`, `ylabel`. 1D: space-time
+    plots of truth, prediction and |error| per example and channel. 2D/3D: per
+    example (at most two) and channel, truth and prediction at mid-horizon and at
+    the end, and the |error| at the end (3D: the slice z = 0)."""
     truth, pred = e.examples["truth"], e.examples["prediction"]
-    rows = truth.shape[0]
     d = truth.ndim - 3
-    fig, axes = plt.subplots(rows, 3, figsize=(11, 2.6 * rows), squeeze=False)
-    t_end = e.num_steps * e.config.frame_interval
-    L = e.config.domain_extent
-    for r in range(rows):
-        if d == 1:
-            panels = [
-                truth[r, :, 0].T,
-                pred[r, :, 0].T,
-                np.abs(pred[r, :, 0] - truth[r, :, 0]).T,
-            ]
-            extent = (0, t_end, 0, L)
-            xlabel, ylabel = "t", "x"
-        else:  # final-step snapshot of channel 0
-            index = (r, -1, 0) + (slice(None),) * 2 + (0,) * (d - 2)
-            panels = [truth[index], pred[index], np.abs(pred[index] - truth[index])]
-            extent = (0, L, 0, L)
-            xlabel, ylabel = "x", "y"
-        limit = np.nanmax(np.abs(panels[0]))
-        for c, (ax, panel, title) in enumerate(
-            zip(axes[r], panels, ("truth", "prediction", "|error|"), strict=True)
-        ):
+    names = e.config.scenario_obj.channel_names
+    L, dt, T = e.config.domain_extent, e.config.frame_interval, e.num_steps
+    rows = []
+    if d == 1:
+        for r in range(truth.shape[0]):
+            for c, name in enumerate(names):
+                tr, pr = truth[r, :, c].T, pred[r, :, c].T
+                common = {"extent": (0, T * dt, 0, L), "xlabel": "t", "ylabel": "x"}
+                rows.append(
+                    [
+                        {"title": f"truth {name}, sample {r}", "data": tr, **common},
+                        {"title": f"prediction {name}", "data": pr, **common},
+                        {"title": f"|error| {name}", "data": np.abs(pr - tr), **common},
+                    ]
+                )
+        return rows
+    where = "" if d == 2 else " (z = 0)"
+    common = {"extent": (0, L, 0, L), "xlabel": "x", "ylabel": "y"}
+    for r in range(min(2, truth.shape[0])):
+        for c, name in enumerate(names):
+            row = []
+            for k in sorted({max(T // 2, 1), T}):
+                index = (r, k, c) + (slice(None),) * 2 + (0,) * (d - 2)
+                for what, data in (("truth", truth), ("prediction", pred)):
+                    row.append(
+                        {
+                            "title": f"{what} {name}{where}, t = {k * dt:.3g}, "
+                            f"sample {r}",
+                            "data": data[index],
+                            **common,
+                        }
+                    )
+            index = (r, T, c) + (slice(None),) * 2 + (0,) * (d - 2)
+            row.append(
+                {
+                    "title": f"|error| {name}, t = {T * dt:.3g}",
+                    "data": np.abs(pred[index] - truth[index]),
+                    **common,
+                }
+            )
+            rows.append(row)
+    return rows
+
+
+def _heatmaps(e: Evaluation, path: Path, plt) -> None:
+    rows = heatmap_panels(e)
+    columns = max(len(r) for r in rows)
+    fig, axes = plt.subplots(
+        len(rows), columns, figsize=(3.7 * columns, 2.7 * len(rows)), squeeze=False
+    )
+    for axes_row, row in zip(axes, rows, strict=True):
+        limit = np.nanmax(np.abs(row[0]["data"]))
+        for ax, panel in zip(axes_row, row, strict=False):
+            error = panel["title"].startswith("|error|")
             options = (
                 {"cmap": "magma", "vmin": 0}
-                if c == 2
+                if error
                 else {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
             )
             im = ax.imshow(
-                panel, aspect="auto", origin="lower", extent=extent, **options
+                panel["data"],
+                aspect="auto",
+                origin="lower",
+                extent=panel["extent"],
+                **options,
             )
-            ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{title}, sample {r}")
+            ax.set(xlabel=panel["xlabel"], ylabel=panel["ylabel"])
+            ax.set_title(panel["title"], fontsize=8)
             fig.colorbar(im, ax=ax)
+        for ax in axes_row[len(row) :]:
+            ax.axis("off")
     fig.suptitle(e.name)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -260,6 +305,7 @@ def _heatmaps(e: Evaluation, path: Path, plt) -> None:
 
 def _markdown(first, evaluations, summaries, heatmaps, command) -> str:
     c = first.config
+    notes = metric_notes(c)
     lines = [
         f"# Rollout evaluation: {c.scenario}, {first.split} split",
         "",
@@ -272,7 +318,8 @@ def _markdown(first, evaluations, summaries, heatmaps, command) -> str:
     if command:
         lines += [f"Command: `{command}`", ""]
     header = (
-        "| model | nRMSE geo-mean (first 100 steps) | nRMSE final | VRMSE final | "
+        f"| model | nRMSE geo-mean (first {min(100, first.num_steps)} steps) | "
+        "nRMSE final | VRMSE final | "
         f"corr. final | time corr. ≥ {first.threshold} | mass drift max | "
         "max-principle excess | blow-ups | traj·steps/s |"
     )
@@ -291,11 +338,14 @@ def _markdown(first, evaluations, summaries, heatmaps, command) -> str:
         "",
         "Medians over trajectories; nRMSE is exponax/APEBench's (channel-summed "
         "‖error‖/‖truth‖), VRMSE The Well's; the geometric mean is over the per-step "
-        "median; mass drift is |∫u(t) − ∫u(0)|.",
+        f"median. Mass drift: {notes['mass_drift']}. Max-principle excess: "
+        f"{notes['max_principle_violation']}. Spectral errors: {notes['spectral']}.",
         "",
         "![nRMSE vs step](error_vs_step.png)",
         "![correlation vs step](correlation_vs_step.png)",
-        "![energy spectra](spectra.png)",
+        "![energy spectra](spectra.png)"
+        if c.scenario_obj.boundary == "periodic"
+        else "(No energy spectra: the domain is not periodic.)",
         "",
     ]
     lines += [f"![{name}]({name})" for name in heatmaps]

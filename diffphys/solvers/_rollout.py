@@ -1,6 +1,8 @@
+import math
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +23,7 @@ def rollout(
     t0: ScalarLike | None = None,
     dt: float | None = None,
     throw: bool = True,
+    checkpoint: bool | int = False,
 ) -> Trajectory:
     """Apply `stepper` autoregressively, `num_steps` times, with `lax.scan`.
 
@@ -52,6 +55,17 @@ def rollout(
         is not finite (a NaN in the forward pass reaches the gradient even through
         `jnp.where`): `optax.apply_if_finite(optimiser, max_consecutive_errors)`
         does that.
+    - `checkpoint`: how reverse mode differentiates the rollout. `False`: plain
+        backprop through the scan, which stores every step's intermediates (memory
+        linear in the steps; the implicit steppers store only their solutions, the
+        explicit ones each stage of each step). `True`: √T checkpointing: the saved
+        steps are cut into about √`num_steps` segments (and the `save_every` solver
+        steps between two frames into about √`save_every`); only the state at each
+        segment's start is kept, and each segment is recomputed during the backward
+        pass (`jax.checkpoint`), so the intermediates' memory grows as √T, at the
+        price of one or two more forward passes. An integer `k`: `k` segments of
+        saved steps. The saved frames are the output and are kept either way.
+        Works under `jvp`, `vmap` and `grad` alike.
 
     **Returns:**
 
@@ -70,8 +84,9 @@ def rollout(
                 f"dt = {stepper.dt}; build it with the dt you want instead."
             )
         dt = stepper.dt
+    segments = _segments(checkpoint, num_steps)
     frames, finite, initial = _rollout(
-        stepper, u0, num_steps, include_init, save_every, t0, dt
+        stepper, u0, num_steps, include_init, save_every, t0, dt, segments
     )
     if throw:
         frames = _check_frames(frames, finite, initial, include_init, save_every, dt)
@@ -119,7 +134,7 @@ def _raise_if_nonfinite(finite, include_init: bool, save_every: int, dt) -> None
 
 
 @eqx.filter_jit
-def _rollout(stepper, u0, num_steps, include_init, save_every, t0, dt):
+def _rollout(stepper, u0, num_steps, include_init, save_every, t0, dt, segments):
     """The frames, whether each is finite, and whether `u0` is."""
     if isinstance(stepper, AbstractStepper) and t0 is None:
         t0 = 0.0
@@ -139,7 +154,12 @@ def _rollout(stepper, u0, num_steps, include_init, save_every, t0, dt):
         start = (u0, jnp.asarray(t0, u0.dtype))
 
     frames = _saved_frames(
-        step, start, num_steps, save_every, lambda c: c if t0 is None else c[0]
+        step,
+        start,
+        num_steps,
+        save_every,
+        lambda c: c if t0 is None else c[0],
+        segments,
     )
     if include_init:
         frames = jnp.concatenate([u0[None], frames])
@@ -154,18 +174,62 @@ def _check_steps(num_steps: int, save_every: int) -> None:
         raise ValueError(f"`save_every` must be >= 1, got {save_every}.")
 
 
-def _saved_frames(step, start, num_steps: int, save_every: int, saved: Callable):
+def _segments(checkpoint: bool | int, num_steps: int) -> int:
+    """The number of checkpointed segments `checkpoint` asks for (0: none)."""
+    if checkpoint is False or num_steps == 0:
+        return 0
+    if checkpoint is True:
+        return math.isqrt(num_steps - 1) + 1  # ceil(sqrt(num_steps))
+    if isinstance(checkpoint, int) and 1 <= checkpoint:
+        return min(checkpoint, num_steps)
+    raise ValueError(
+        f"`checkpoint` must be True, False or a number of segments >= 1, got "
+        f"{checkpoint!r}."
+    )
+
+
+def _saved_frames(
+    step, start, num_steps: int, save_every: int, saved: Callable, segments: int = 0
+):
     """`saved(carry)` after every `save_every` applications of the scan body
-    `step`, `num_steps` times."""
+    `step`, `num_steps` times; with `segments`, checkpointed: the saved steps in
+    that many segments, the solver steps between two saved frames in about
+    √`save_every` (see `rollout`)."""
+    inner = _segments(bool(segments), save_every) if save_every > 1 else 0
 
     def saved_step(carry, _):
-        if save_every == 1:
-            carry, _ = step(carry, None)
+        if save_every > 1:
+            carry, _ = _scan(step, carry, save_every, inner)
         else:
-            carry, _ = lax.scan(step, carry, length=save_every)
+            carry, _ = step(carry, None)
         return carry, saved(carry)
 
-    return lax.scan(saved_step, start, length=num_steps)[1]
+    return _scan(saved_step, start, num_steps, segments)[1]
+
+
+def _scan(body, carry, length: int, segments: int):
+    """`lax.scan(body, carry, length=length)`; with `segments`, cut into that many
+    segments, each rematerialised in the backward pass (`jax.checkpoint`), so only
+    the carry at each segment's start is stored."""
+    if not segments:
+        return lax.scan(body, carry, length=length)
+    size, rest = divmod(length, segments)  # `rest` segments take one step more
+
+    def segment(steps):
+        @jax.checkpoint
+        def run(c, _):
+            return lax.scan(body, c, length=steps)
+
+        return run
+
+    carry, longer = lax.scan(segment(size + 1), carry, length=rest)
+    carry, others = lax.scan(segment(size), carry, length=segments - rest)
+
+    def flat(x):
+        return x.reshape(-1, *x.shape[2:])
+
+    ys = jax.tree.map(lambda a, b: jnp.concatenate([flat(a), flat(b)]), longer, others)
+    return carry, ys
 
 
 def _check_finite(frames, message: str):
@@ -181,14 +245,15 @@ def mass_budget(
     t0: ScalarLike = 0.0,
     save_every: int = 1,
     throw: bool = True,
+    checkpoint: bool | int = False,
 ) -> tuple[Trajectory, Float[Array, " T"]]:
     """Roll out a conservative stepper and account for its boundary fluxes: the
     right-hand side `b(t)` of a mass constraint `G u = b` where no closed-form mass
     curve exists (any diffusivity, any boundary data).
 
-    **Arguments:** as `rollout`; `stepper` is an `AbstractConservativeStepper`
-    (`PorousMedium`, `ConservationLaw`): `step(u, t) -> (u_next, inflow)` and
-    `mass(u)`.
+    **Arguments:** as `rollout` (`checkpoint` included); `stepper` is an
+    `AbstractConservativeStepper` (`PorousMedium`, `ConservationLaw`):
+    `step(u, t) -> (u_next, inflow)` and `mass(u)`.
 
     **Returns:** `(frames, b)`: the trajectory `(T + 1, C, N)` and `b`, shape
     `(T + 1,)`: `mass(u0)` plus the mass that entered through the ends up to each
@@ -213,7 +278,12 @@ def mass_budget(
     mass0 = stepper.mass(u0)
     start = (u0, jnp.asarray(t0, u0.dtype), jnp.zeros((), mass0.dtype))
     frames, entered = _saved_frames(
-        step, start, num_steps, save_every, lambda c: (c[0], c[2])
+        step,
+        start,
+        num_steps,
+        save_every,
+        lambda c: (c[0], c[2]),
+        _segments(checkpoint, num_steps),
     )
     frames = jnp.concatenate([u0[None], frames])
     budget = mass0 + jnp.concatenate([jnp.zeros((1,), entered.dtype), entered])
