@@ -1,8 +1,9 @@
 """diffphys: differentiable physics and PDE solvers in JAX.
 
-Areas: `implicit` (implicit-differentiation layers), `solvers`, `operators`,
-`constraints`, `datasets`, `training`, `evaluation`, `cli`; docs/architecture.md
-draws their layers and the abstract bases.
+Areas: `implicit` (implicit-differentiation layers, through which the implicit
+solvers are differentiated; the explicit steppers backprop, optionally
+checkpointed), `solvers`, `operators`, `constraints`, `datasets`, `training`,
+`evaluation`, `cli`; docs/architecture.md draws their layers and the abstract bases.
 
 The areas load on first use (`dp.solvers` imports JAX then), so `import diffphys`
 and `diffphys --help` stay instant.

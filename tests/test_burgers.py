@@ -326,6 +326,15 @@ def test_rollout_reports_blow_up():
     # a NaN initial state is reported as such, before any step
     with pytest.raises(eqx.EquinoxRuntimeError, match="initial state holds NaN"):
         dp.solvers.rollout(explode, u0.at[0, 3].set(jnp.nan), 5)
+    # A stepper's max_speed is a promise its Courant check relied on: a state
+    # beyond it that blows up is named as the cause.
+    x = jnp.arange(32, dtype=float) * L / 32
+    stepper = dp.solvers.BurgersSpectral(
+        1, L, 32, 1.5 * L / 32, viscosity=0.01, max_speed=1.0
+    )
+    message = r"max\|u\| = 30, above the max_speed = 1 promised to BurgersSpectral"
+    with pytest.raises(eqx.EquinoxRuntimeError, match=message):
+        dp.solvers.rollout(stepper, 30 * jnp.sin(x)[None], 20)
 
 
 def test_traced_negative_viscosity_is_a_runtime_error():

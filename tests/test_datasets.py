@@ -243,6 +243,8 @@ def test_sigkill_mid_shard_then_resume_equals_an_uninterrupted_run(tmp_path):
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert not any(tmp.iterdir())
+    # It says what it resumed and what it repaired.
+    assert f"resuming: {len(done)} of 7 shards complete; 1 half-written" in rerun.stdout
     config = dp.datasets.make_config(
         "burgers", num_samples=12, num_points=512, num_steps=40, shard_size=2,
         params={"nu": "0.01:0.05"},

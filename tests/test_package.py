@@ -68,6 +68,23 @@ def test_public_names():
         assert hasattr(dp.datasets, name), name
 
 
+def test_readme_says_how_each_solver_is_differentiated():
+    # The headline names every stepper with its gradient: implicit layers or
+    # backprop (the README once claimed implicit layers for all).
+    headline = (ROOT / "README.md").read_text().split("```")[0]
+    steppers = [
+        name
+        for name in dir(dp.solvers)
+        if isinstance(getattr(dp.solvers, name), type)
+        and issubclass(getattr(dp.solvers, name), dp.solvers.AbstractStepper)
+        and not name.startswith("Abstract")
+    ]
+    assert steppers, "no steppers found"
+    for name in steppers:
+        assert f"`{name}`" in headline, name
+    assert "implicit-differentiation layers" in headline and "backprop" in headline
+
+
 def test_installs_take_the_tested_versions_from_the_lock_file():
     import re
     import tomllib
@@ -75,7 +92,7 @@ def test_installs_take_the_tested_versions_from_the_lock_file():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = project["dependencies"] + [
         d
-        for extra in ("test", "jaxopt", "bench")
+        for extra in ("test", "jaxopt", "ray", "bench")
         for d in project["optional-dependencies"][extra]
     ]
     lock = (ROOT / "requirements.lock").read_text().splitlines()
@@ -87,6 +104,10 @@ def test_installs_take_the_tested_versions_from_the_lock_file():
         assert name.replace("_", "-") in pinned, requirement
     makefile = (ROOT / "Makefile").read_text()
     assert "-c $(LOCK)" in makefile and "LOCK   := requirements.lock" in makefile
+    # `make notebooks`: JupyterLab from the [notebook] extra and a kernel of the venv.
+    assert "notebooks: $(VENV)/.stamp-test" in makefile
+    assert "ipykernel install --sys-prefix" in makefile
+    assert "notebook" in project["optional-dependencies"]
     # What the code relies on is pinned: lineax 0.1.1 has the 3-JVP tridiagonal
     # Jacobian; equinox's and optimistix's internal APIs change between minors.
     deps = " ".join(project["dependencies"])

@@ -302,7 +302,17 @@ def test_train_bad_input(one_trajectory, tmp_path):
     run = tmp_path / "run"
     assert run_cli(*base, "--out", run).returncode == 0
     other = run_cli(*base, "--out", run, "--lr", "1e-2")
-    assert_one_line_error(other, "holds another run")
+    assert_one_line_error(
+        other, "holds another run (different options: --lr 0.001 → 0.01)"
+    )
+    # More steps on a finished run extend it (and say so); fewer are another run.
+    longer = list(base)
+    longer[longer.index("--steps") + 1] = "3"
+    result = run_cli(*longer, "--out", run)
+    assert result.returncode == 0, result.stderr
+    assert "extending the finished run of 2 steps to 3" in result.stdout
+    assert json.loads((run / "summary.json").read_text())["step"] == 3
+    assert_one_line_error(run_cli(*base, "--out", run), "--steps 3 → 2")
     assert run_cli(*base, "--out", run, "--lr", "1e-2", "--overwrite").returncode == 0
     # evaluation of a folder that is no run, and of a run on another PDE's grid
     assert_one_line_error(

@@ -238,6 +238,19 @@ def generate(
         precision=precision,
         source=source,
     )
+    resumed = None if overwrite else datasets.resume_state(out, config)
+    if resumed and resumed["complete"] < resumed["total"]:
+        partial = resumed["partial"]
+        typer.echo(
+            f"{out}: resuming: {resumed['complete']} of {resumed['total']} shards "
+            "complete"
+            + (
+                f"; {partial} half-written shard file(s) of an interrupted run are "
+                "computed again"
+                if partial
+                else ""
+            )
+        )
     start = time.perf_counter()
     datasets.generate(
         config,
@@ -483,6 +496,17 @@ def train(
         progress=False if quiet else None,
     )
     summary = result.summary
+    if summary["extended_from"]:
+        typer.echo(
+            f"{out}: extending the finished run of {summary['extended_from']} steps "
+            f"to {steps}; its learning-rate schedule is now the {steps}-step one"
+        )
+    elif summary["resumed_from"] and summary["resumed_from"] == summary["step"]:
+        typer.echo(f"{out}: already at step {summary['step']}; nothing to train")
+    elif summary["resumed_from"]:
+        typer.echo(
+            f"{out}: resumed from the checkpoint at step {summary['resumed_from']}"
+        )
     state = "finished" if summary["finished"] else f"stopped at step {summary['step']}"
     typer.echo(
         f"{out}: {state}; best validation nRMSE {summary['best_valid_nrmse']:.4g} at "

@@ -14,7 +14,7 @@ from ._config import (
 )
 from ._engines import generate as generate
 from ._export import export_pdebench as export_pdebench
-from ._folder import load_manifest as load_manifest
+from ._folder import load_manifest as load_manifest, resume_state as resume_state
 from ._info import describe as describe
 from ._initial_conditions import (
     AbstractInitialCondition as AbstractInitialCondition,

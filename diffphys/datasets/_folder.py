@@ -53,6 +53,26 @@ def is_complete(out: Path, shard: Shard) -> bool:
     )
 
 
+def resume_state(out, config: GenerationConfig) -> dict | None:
+    """What running `config` into `out` would resume: `complete` and `total` shards,
+    and `partial` shard files an interrupted run left half-written (they are
+    computed again). None when `out` holds no dataset of this config yet."""
+    out = Path(out)
+    try:
+        old = read_config(out)
+    except ValueError:
+        return None
+    if old is None or old.hash != config.hash:
+        return None
+    shards = config.shards()
+    tmp = out / STATE / "tmp"
+    return {
+        "complete": sum(is_complete(out, s) for s in shards),
+        "total": len(shards),
+        "partial": len(list(tmp.glob("*.hdf5"))) if tmp.is_dir() else 0,
+    }
+
+
 def _config_difference(old: GenerationConfig, new: GenerationConfig) -> str:
     a, b = old.to_dict(), new.to_dict()
     diffs = [f"{k} {a[k]!r} → {b[k]!r}" for k in a if a[k] != b[k]]

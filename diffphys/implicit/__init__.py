@@ -4,7 +4,10 @@ Each layer runs an iterative solver forward and, by default (`ImplicitAdjoint`),
 differentiates the result by the implicit function theorem: one adjoint linear solve
 per gradient, whatever the number of forward iterations. `UnrolledAdjoint`
 backpropagates through the iterations instead, for comparison. Every solver of
-diffphys builds on these layers rather than differentiating its own iterations.
+diffphys that iterates (the implicit steppers' Newton solves, the Poisson solves)
+builds on these layers rather than differentiating its own iterations; the explicit
+steppers have no iterations and are differentiated by backprop through their steps
+(`dp.solvers.rollout(..., checkpoint=True)` to checkpoint them).
 """
 
 from ._adjoint import (

@@ -7,7 +7,12 @@ Every grid time stepper is a final subclass of `AbstractStepper`
 (`stepper(u, t=0.0) -> u_next`); those in conservation form of
 `AbstractConservativeStepper` (`mass`, `step -> (u_next, inflow)`); spectral PDEs of
 `AbstractSpectralStepper`, the semi-linear ETDRK engine (`ETDRK1` ... `ETDRK4`).
-Implicit steppers differentiate through `diffphys.implicit`.
+
+Gradients: the implicit steppers (`BurgersImplicit`, `PorousMedium`) solve an
+equation each step with `diffphys.implicit.root_find` and are differentiated by the
+implicit function theorem (one adjoint solve per step, no Newton iterate stored);
+the explicit ones (`BurgersSpectral`, `BurgersFV`, `ConservationLaw`) by backprop
+through the steps, which `rollout(..., checkpoint=True)` checkpoints (√T memory).
 """
 
 from . import (

@@ -27,6 +27,14 @@ class AbstractStepper(eqx.Module):
         """One step from `u` at time `t`. An integer or boolean `u` is promoted to
         the default float dtype first (the rule of every stepper)."""
 
+    def broken_promise(self, u: Field) -> str | None:
+        """What the concrete state `u` breaks of the promises made at construction
+        that the stability check relied on (a `max_speed` bound on `|u|`), in one
+        sentence; None when it breaks none. `rollout` adds it to its blow-up
+        message."""
+        del u
+        return None
+
 
 class AbstractConservativeStepper(AbstractStepper):
     """A stepper in conservation form: the change of `mass(u)` over a step is what

@@ -5,6 +5,7 @@ explicit schemes' stability (Courant) limits."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._custom_types import Array, ArrayLike, FieldLike
 
@@ -128,3 +129,18 @@ def field_at(value, t, like: Array) -> Array | None:
             f"{jnp.shape(out)}."
         )
     return jnp.asarray(out, like.dtype)
+
+
+def speed_promise(name: str, max_speed: float | None, u) -> str | None:
+    """The broken `max_speed` promise of stepper `name`, if the concrete state `u`
+    exceeds it (`AbstractStepper.broken_promise`)."""
+    if max_speed is None:
+        return None
+    largest = float(np.max(np.abs(np.asarray(u))))
+    if largest <= max_speed:
+        return None
+    return (
+        f"The state has max|u| = {largest:.4g}, above the max_speed = {max_speed:.4g} "
+        f"promised to {name}, whose Courant check relied on it: build it with "
+        f"max_speed >= {largest:.4g} and a dt to match."
+    )

@@ -89,11 +89,16 @@ def rollout(
         stepper, u0, num_steps, include_init, save_every, t0, dt, segments
     )
     if throw:
-        frames = _check_frames(frames, finite, initial, include_init, save_every, dt)
+        promise = stepper if isinstance(stepper, AbstractStepper) else None
+        frames = _check_frames(
+            frames, finite, initial, include_init, save_every, dt, promise, u0
+        )
     return frames
 
 
-def _check_frames(frames, finite, initial, include_init: bool, save_every: int, dt):
+def _check_frames(
+    frames, finite, initial, include_init: bool, save_every: int, dt, stepper, u0
+):
     """Raise if a frame is not finite: here, naming the frame, when the values are
     concrete; at run time, by `eqx.error_if`, when the caller traces (jit, vmap,
     grad)."""
@@ -103,7 +108,11 @@ def _check_frames(frames, finite, initial, include_init: bool, save_every: int, 
                 "rollout: the initial state holds NaN or inf (before any step); "
                 "check how it was built."
             )
-        _raise_if_nonfinite(np.asarray(finite), include_init, save_every, dt)
+        if not np.all(finite):
+            broken = None if stepper is None else stepper.broken_promise(u0)
+            _raise_if_nonfinite(
+                np.asarray(finite), include_init, save_every, dt, broken
+            )
         return frames
     return _check_finite(
         frames,
@@ -114,10 +123,11 @@ def _check_frames(frames, finite, initial, include_init: bool, save_every: int, 
     )
 
 
-def _raise_if_nonfinite(finite, include_init: bool, save_every: int, dt) -> None:
-    """`finite[k]`: whether saved frame `k` is all finite."""
-    if finite.all():
-        return
+def _raise_if_nonfinite(
+    finite, include_init: bool, save_every: int, dt, broken: str | None
+) -> None:
+    """`finite[k]`: whether saved frame `k` is all finite; `broken`: the promise
+    the initial state broke, if any (`AbstractStepper.broken_promise`)."""
     frame = int(np.argmin(finite))
     last = (frame + (0 if include_init else 1)) * save_every  # solver steps
     if save_every == 1:
@@ -125,11 +135,16 @@ def _raise_if_nonfinite(finite, include_init: bool, save_every: int, dt) -> None
     else:
         steps = f"steps {last - save_every + 1}..{last}"
     when = "" if dt is None else f", t <= {last * dt:.6g}"
+    cause = (
+        f"The initial state breaks a promise: {broken}"
+        if broken
+        else "The time step is likely unstable for this state: reduce dt, raise the "
+        "viscosity, or bound |u| lower (a stepper's `max_speed` is a promise about "
+        "the states it meets)."
+    )
     raise eqx.EquinoxRuntimeError(
         f"rollout: NaN or inf first in saved frame {frame} (solver {steps}{when}). "
-        "The time step is likely unstable for this state: reduce dt, raise the "
-        "viscosity, or bound |u| lower (a stepper's `max_speed` is a promise about "
-        "the states it meets). Call rollout(..., throw=False) to get the frames."
+        f"{cause} Call rollout(..., throw=False) to get the frames."
     )
 
 

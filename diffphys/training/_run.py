@@ -42,19 +42,33 @@ def read_run(folder) -> dict:
     return run
 
 
-def prepare_run(out: Path, record: dict, overwrite: bool) -> bool:
-    """Create the run folder or check it holds this run. True when resuming."""
+def prepare_run(out: Path, record: dict, overwrite: bool) -> tuple[bool, int | None]:
+    """Create the run folder or check it holds this run. Returns whether it resumes
+    and, when the call extends a run to more optimiser steps (its only difference),
+    the run's former `num_train_steps`; the record then becomes the new one."""
+    former = []
 
     def compare(folder):
         path = folder / CONFIG
         if not path.is_file():
             return None
         old = json.loads(path.read_text())
-        same = (
-            old.get("train") == record["train"]
-            and old.get("dataset", {}).get("hash") == record["dataset"]["hash"]
+        old_hash = old.get("dataset", {}).get("hash")
+        if old_hash != record["dataset"]["hash"]:
+            return (
+                f"another dataset: config hash {old_hash} → {record['dataset']['hash']}"
+            )
+        a, b = old.get("train", {}), record["train"]
+        differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        if not differ:
+            return ""
+        steps = "num_train_steps"
+        if differ == [steps] and b[steps] > a[steps]:
+            former.append(a[steps])
+            return ""
+        return "different options: " + "; ".join(
+            f"`{k}` {a.get(k)!r} → {b.get(k)!r}" for k in differ
         )
-        return "" if same else "different options or data"
 
     resume = claim_folder(
         out,
@@ -63,10 +77,13 @@ def prepare_run(out: Path, record: dict, overwrite: bool) -> bool:
         owned=lambda: [out / name for name in FILES],
         overwrite=overwrite,
     )
-    if resume:
-        return (out / STATE).is_file()
-    write_json(out / CONFIG, record)
-    return False
+    if not resume:
+        write_json(out / CONFIG, record)
+        return False, None
+    if former:
+        write_json(out / CONFIG, record)
+        (out / SUMMARY).unlink(missing_ok=True)
+    return (out / STATE).is_file(), former[0] if former else None
 
 
 def load_run(folder, *, which: str = "best", name: str | None = None) -> TrainedModel:

@@ -63,7 +63,14 @@ def train(
     Re-running the same call on the same folder resumes from the checkpoint and
     gives exactly the result of an uninterrupted run: batches and random keys are
     pure functions of `(seed, step)`. `until=S` stops after optimiser step `S`
-    (checkpointed), for jobs cut into pieces by a queue's time limit.
+    (checkpointed), for jobs cut into pieces by a queue's time limit. A call that
+    differs only by a larger `num_train_steps` extends the run from its last
+    checkpoint: the learning-rate schedule becomes the new run's (warmup-cosine over
+    the new total, so at the old end the rate rises from the old schedule's final
+    value to the new one's there), which is not what an uninterrupted run of the new
+    length would have done. Any other difference is refused, naming each option.
+    The summary says where the run resumed (`resumed_from`, 0 for a fresh start)
+    and what it extended (`extended_from`).
 
     Batches are sharded over all local devices (`jax.sharding`, data parallel);
     `batch_size` must be a multiple of their number. Runs in the dataset's precision.
@@ -91,10 +98,16 @@ def train(
             },
             "model": {"tau": tau, "parameters": operators.count_parameters(model)},
         }
-        resume = run_folder.prepare_run(out, record, overwrite)
+        resume, extended_from = run_folder.prepare_run(out, record, overwrite)
         loop = _Loop(config, data_config, model, names, resolved)
         params, summary = loop.run(
-            out, (fields, scalars), valid, resume=resume, until=until, progress=progress
+            out,
+            (fields, scalars),
+            valid,
+            resume=resume,
+            until=until,
+            progress=progress,
+            extended_from=extended_from,
         )
     return TrainResult(eqx.combine(params, loop.static), summary, out)
 
@@ -223,7 +236,17 @@ class _Loop:
         put = jax.device_put
         return state, put(params, self.replicated), put(opt_state, self.replicated)
 
-    def run(self, out, train_arrays, valid_arrays, *, resume, until, progress):
+    def run(
+        self,
+        out,
+        train_arrays,
+        valid_arrays,
+        *,
+        resume,
+        until,
+        progress,
+        extended_from=None,
+    ):
         config, resolved = self.config, self.resolved
         fields, scalars = train_arrays
         # On the device once, only the frames a validation compares.
@@ -231,6 +254,7 @@ class _Loop:
         valid_fields = valid_fields[:, : resolved["valid_num_steps"] + 1]
         valid = jax.device_put((valid_fields, valid_scalars), self.replicated)
         state, params, opt_state = self._restore(out, resume)
+        resumed_from = state["step"]
         total = config.num_train_steps
         stop = total if until is None else min(until, total)
         every = resolved["validate_every"]
@@ -278,6 +302,8 @@ class _Loop:
         summary = {
             "step": state["step"],
             "finished": state["step"] == total,
+            "resumed_from": resumed_from,
+            "extended_from": extended_from,
             "best_valid_nrmse": state["best_valid"],
             "best_step": state["best_step"],
             "seconds": round(state["seconds"], 2),

@@ -11,6 +11,7 @@ from .._grid import (
     field_at,
     is_concrete,
     scalar_parameter,
+    speed_promise,
 )
 from .._spectral import Forcing
 
@@ -48,6 +49,7 @@ class BurgersFV(AbstractStepper):
     num_points: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     limiter: str = eqx.field(static=True)
+    max_speed: float = eqx.field(static=True)
     viscosity: Array
     forcing: Forcing
 
@@ -85,7 +87,11 @@ class BurgersFV(AbstractStepper):
         self.num_points = num_points
         self.dt = float(dt)
         self.limiter = limiter
+        self.max_speed = float(max_speed)
         self.forcing = forcing
+
+    def broken_promise(self, u: Array) -> str | None:
+        return speed_promise("BurgersFV", self.max_speed, u)
 
     def rhs(self, u: Array) -> Array:
         """`-(F_{i+1/2} - F_{i-1/2}) / dx` for one channel, shape `(N,)`."""

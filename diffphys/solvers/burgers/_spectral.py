@@ -2,7 +2,13 @@ import equinox as eqx
 
 from ..._custom_types import Array, ArrayLike
 from .._etdrk import AbstractETDRK, etdrk
-from .._grid import check_courant, check_grid, check_state, scalar_parameter
+from .._grid import (
+    check_courant,
+    check_grid,
+    check_state,
+    scalar_parameter,
+    speed_promise,
+)
 from .._spectral import AbstractSpectralStepper, Forcing, SpectralGrid
 from ._common import nonlinear, num_channels
 
@@ -52,6 +58,7 @@ class BurgersSpectral(AbstractSpectralStepper):
     dt: float = eqx.field(static=True)
     num_channels: int = eqx.field(static=True)
     order: int = eqx.field(static=True)
+    max_speed: float = eqx.field(static=True)
     viscosity: Array
     forcing: Forcing
     grid: SpectralGrid
@@ -90,6 +97,7 @@ class BurgersSpectral(AbstractSpectralStepper):
         self.dt = float(dt)
         self.num_channels = num_channels(num_spatial_dims)
         self.order = order
+        self.max_speed = float(max_speed)
         self.viscosity = scalar_parameter("viscosity", viscosity, allow_zero=False)
         self.grid = SpectralGrid(
             num_spatial_dims, domain_extent, num_points, dealiasing_fraction
@@ -109,3 +117,6 @@ class BurgersSpectral(AbstractSpectralStepper):
 
     def nonlinear(self, v: Array) -> Array:
         return nonlinear(self.grid, v)
+
+    def broken_promise(self, u: Array) -> str | None:
+        return speed_promise("BurgersSpectral", self.max_speed, u)

@@ -18,7 +18,13 @@ from .._finite_volume import (
     SSP_COURANT,
     ssp_rk3,
 )
-from .._grid import check_courant, check_grid, check_state, is_concrete
+from .._grid import (
+    check_courant,
+    check_grid,
+    check_state,
+    is_concrete,
+    speed_promise,
+)
 
 
 _FLUXES = ("advection", "burgers")
@@ -61,6 +67,7 @@ class ConservationLaw(AbstractFiniteVolume1D):
     flux_name: str = eqx.field(static=True)
     limiter: str = eqx.field(static=True)
     periodic: bool = eqx.field(static=True)
+    max_speed: float | None = eqx.field(static=True)
     velocity: Array
     left: BoundaryCondition
     right: BoundaryCondition
@@ -110,8 +117,15 @@ class ConservationLaw(AbstractFiniteVolume1D):
         self.dt = float(dt)
         self.flux_name = flux
         self.limiter = limiter
+        self.max_speed = None if max_speed is None else float(max_speed)
         self.left = left
         self.right = right
+
+    def broken_promise(self, u: Field) -> str | None:
+        # Advection's speed is the velocity, whatever the state.
+        if self.flux_name != "burgers":
+            return None
+        return speed_promise("ConservationLaw", self.max_speed, u)
 
     def _flux(self) -> tuple[Callable, Callable]:
         if self.flux_name == "burgers":
