@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import run_cli
 
 import diffphys as dp
 
@@ -240,7 +241,7 @@ def test_library_errors_name_arguments_and_the_cli_its_options():
 
 
 def test_cli_demo_writes_its_files(tmp_path):
-    out = _run(
+    out = run_cli(
         "demo",
         "--size",
         "12",
@@ -275,7 +276,7 @@ def test_cli_demo_writes_its_files(tmp_path):
 def test_cli_output_path_that_is_a_file(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    out = _run("demo", "--size", "8", "--steps", "1", "--out", str(blocker), "--quiet")
+    out = run_cli("demo", "--size", "8", "--steps", "1", "--out", blocker, "--quiet")
     assert out.returncode != 0
     assert len(out.stderr.strip().splitlines()) == 1
 
@@ -293,8 +294,6 @@ def test_cli_output_path_that_is_a_file(tmp_path):
 def test_cli_errors_one_line_when_expected_and_a_traceback_for_bugs(
     monkeypatch, error, debug, bug
 ):
-    from helpers import run_cli
-
     def fail(*args, **kwargs):
         raise error
 

@@ -82,8 +82,12 @@ def run_demo(out: Path, size: int, steps: int, seed: int, quiet: bool) -> dict:
         (loss, misfit), grad = jax.value_and_grad(loss_fn, has_aux=True)(
             theta, f, u_obs, solver, smoothing
         )
-        updates, opt_state = optimiser.update(grad, opt_state)
-        return optax.apply_updates(theta, updates), opt_state, loss, misfit
+        # optax's Adam mixes dtypes internally (its step count): standard
+        # promotion, whatever the caller's setting (as the trainer does).
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = optimiser.update(grad, opt_state)
+            theta = optax.apply_updates(theta, updates)
+        return theta, opt_state, loss, misfit
 
     losses, misfits = [], []
     progress = Progress(

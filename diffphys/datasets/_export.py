@@ -71,6 +71,8 @@ def export_pdebench(
     config, manifest = load_manifest(folder)
     sc = config.scenario_obj
     fields = _chosen_fields(sc, field)
+    if split is not None:
+        split_shards(manifest, split)  # an unknown split name raises, listing them
     shards = [s for name in EXPORT_ORDER for s in _split(manifest, name, split)]
     if not shards:
         raise ValueError(f"Split {split!r} of {folder} holds no trajectories.")

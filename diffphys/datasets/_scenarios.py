@@ -253,8 +253,9 @@ def _registering_module() -> str | None:
     while frame is not None:
         name = frame.f_globals.get("__name__", "__main__")
         ours = name == __name__ and frame.f_code.co_name == "register_scenario"
-        if not ours and name.split(".")[0] not in _WRAPPERS:
-            return None if name == "__main__" or name.startswith("diffphys") else name
+        package = name.split(".")[0]
+        if not ours and package not in _WRAPPERS:
+            return None if package in ("__main__", "diffphys") else name
         frame = frame.f_back
     return None
 

@@ -334,13 +334,17 @@ def evaluate(
         batched = jax.jit(
             jax.vmap(_compare(rollout_fn, config, jnp.asarray(spectrum_steps)))
         )
+        budget = _budget_function(config, num_steps)
         size = min(_memory_batch(config, num_steps), dataset.num_trajectories)
         tally = _Tally(num_examples)
         for first, count, truth, scalars in _chunks(dataset, num_steps, size):
+            # The mass budget is the data's, not the model's work: not timed.
+            mass = None if budget is None else budget(truth[:, 0], scalars)
+            arguments = (truth[:, 0], truth, scalars, mass)
             if first == 0:  # compile and warm up: the timing is of steady rollouts
-                jax.block_until_ready(batched(truth[:, 0], truth, scalars))
+                jax.block_until_ready(batched(*arguments))
             start = time.perf_counter()
-            out = jax.block_until_ready(batched(truth[:, 0], truth, scalars))
+            out = jax.block_until_ready(batched(*arguments))
             tally.seconds += time.perf_counter() - start
             tally.add(jax.tree.map(lambda v, n=count: np.asarray(v)[:n], out), truth)
     return tally.evaluation(
@@ -354,35 +358,45 @@ def evaluate(
     )
 
 
-def _compare(rollout_fn: Callable, config: GenerationConfig, spectrum_steps):
-    """`fn(u0, truth, scalars)`: one trajectory's rollout and its per-step metrics,
-    spectral errors, blow-up step, prediction, and the spectra of prediction and
-    truth at `spectrum_steps`. On a non-periodic domain the mass is compared with
-    the scenario solver's boundary-flux budget (NaN without one), the max principle
-    is bounded over all times and the spectral errors are NaN (`metric_notes`)."""
-    names = [n for n, _ in config.params]
-    sc = config.scenario_obj
-    periodic = sc.boundary == "periodic"
-    budget = not periodic and _has_budget(config)
+def _budget_function(config: GenerationConfig, num_steps: int) -> Callable | None:
+    """On a non-periodic domain whose scenario has a conservative stepper, a jitted
+    `fn(u0s, scalars) -> (B, num_steps + 1)`: the mass budget `b(t)` of the
+    boundary fluxes from each initial state (`mass_budget`); None otherwise."""
+    if config.scenario_obj.boundary == "periodic" or not _has_budget(config):
+        return None
+    sc, names = config.scenario_obj, [n for n, _ in config.params]
 
-    def one(u0, truth, scalars):
+    def one(u0, scalars):
+        params = {k: scalars[i] for i, k in enumerate(names)}
+        stepper = sc.make_stepper(
+            config.domain_extent, config.num_points, config.dt, **params
+        )
+        _, b = mass_budget(
+            stepper, u0, num_steps, save_every=config.save_every, throw=False
+        )
+        return b.astype(u0.dtype)
+
+    return jax.jit(jax.vmap(one))
+
+
+def _compare(rollout_fn: Callable, config: GenerationConfig, spectrum_steps):
+    """`fn(u0, truth, scalars, mass)`: one trajectory's rollout and its per-step
+    metrics, spectral errors, blow-up step, prediction, and the spectra of
+    prediction and truth at `spectrum_steps`. On a non-periodic domain the mass is
+    compared with `mass`, the scenario solver's boundary-flux budget
+    (`_budget_function`; NaN without one), the max principle is bounded over all
+    times and the spectral errors are NaN (`metric_notes`)."""
+    names = [n for n, _ in config.params]
+    periodic = config.scenario_obj.boundary == "periodic"
+
+    def one(u0, truth, scalars, mass):
         params = {k: scalars[i] for i, k in enumerate(names)}
         pred = rollout_fn(u0, params).astype(truth.dtype)
         p, t = pred[1:], truth[1:]
-        reference = None
-        if budget:
-            stepper = sc.make_stepper(
-                config.domain_extent, config.num_points, config.dt, **params
-            )
-            steps = pred.shape[0] - 1
-            _, b = mass_budget(
-                stepper, u0, steps, save_every=config.save_every, throw=False
-            )
-            reference = b.astype(truth.dtype)
         drift = _metrics.mass_drift(
-            pred, domain_extent=config.domain_extent, reference=reference
+            pred, domain_extent=config.domain_extent, reference=mass
         )
-        if not (periodic or budget):
+        if not periodic and mass is None:
             drift = jnp.full_like(drift, jnp.nan)
         vrmse = _metrics.vrmse(p, t)
         metrics = {
