@@ -3,6 +3,7 @@
 import importlib
 import importlib.metadata
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -163,6 +164,7 @@ def test_cli_version_and_help_answer_without_importing_jax():
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
     result = json.loads(probe.stdout)
     assert not result["jax"]
@@ -171,6 +173,8 @@ def test_cli_version_and_help_answer_without_importing_jax():
     assert "demo" in out["--help"]
     for command, option in commands.items():
         assert option in out[f"{command} --help"], command
+    # `generate --help` points to the list of every scenario.
+    assert "`diffphys scenarios` lists every" in out["generate --help"]
 
 
 def test_cli_defaults_are_the_library_defaults():
