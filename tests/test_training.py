@@ -310,7 +310,7 @@ def test_train_bad_input(one_trajectory, tmp_path):
     longer[longer.index("--steps") + 1] = "3"
     result = run_cli(*longer, "--out", run)
     assert result.returncode == 0, result.stderr
-    assert "extending the finished run of 2 steps to 3" in result.stdout
+    assert "extending the run from 2 to 3 steps" in result.stdout
     assert json.loads((run / "summary.json").read_text())["step"] == 3
     assert_one_line_error(run_cli(*base, "--out", run), "--steps 3 → 2")
     assert run_cli(*base, "--out", run, "--lr", "1e-2", "--overwrite").returncode == 0

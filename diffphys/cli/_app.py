@@ -498,8 +498,8 @@ def train(
     summary = result.summary
     if summary["extended_from"]:
         typer.echo(
-            f"{out}: extending the finished run of {summary['extended_from']} steps "
-            f"to {steps}; its learning-rate schedule is now the {steps}-step one"
+            f"{out}: extending the run from {summary['extended_from']} to {steps} "
+            f"steps; its learning-rate schedule is now the {steps}-step one"
         )
     elif summary["resumed_from"] and summary["resumed_from"] == summary["step"]:
         typer.echo(f"{out}: already at step {summary['step']}; nothing to train")

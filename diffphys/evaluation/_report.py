@@ -220,10 +220,10 @@ def _clean(obj):
 
 def heatmap_panels(e: Evaluation) -> list[list[dict]]:
     """The heatmaps' grid, row by row; each panel a dict `title`, `data` (2D),
-    `extent`, `xlabel`, `ylabel`. 1D: space-time
-    plots of truth, prediction and |error| per example and channel. 2D/3D: per
-    example (at most two) and channel, truth and prediction at mid-horizon and at
-    the end, and the |error| at the end (3D: the slice z = 0)."""
+    `extent`, `xlabel`, `ylabel`. 1D: space-time plots of truth, prediction and
+    |error| per example and channel. 2D/3D: per example (at most two) and channel,
+    truth and prediction at mid-horizon and at the end, and the |error| at the end
+    (3D: the slice z = 0)."""
     truth, pred = e.examples["truth"], e.examples["prediction"]
     d = truth.ndim - 3
     names = e.config.scenario_obj.channel_names
