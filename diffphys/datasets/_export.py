@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..solvers import cell_centres
 from ._folder import load_manifest, split_shards
 from ._well import AXES
 
@@ -89,13 +90,11 @@ def export_pdebench(
                 arrays[f"V{axis}"] = (f"t1_fields/{f.name}", c)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    dtype = np.dtype(config.precision)  # the shards' dtype
     try:
         with h5py.File(tmp, "w") as f:
             for name, (key, component) in arrays.items():
-                if virtual:
-                    _virtual(f, name, key, component, folder, shards, counts, shape)
-                else:
-                    _copy(f, name, key, component, folder, shards, counts, shape)
+                _array(f, name, key, component, folder, shards, shape, dtype, virtual)
             _coordinates(f, config, frames)
             _parameters(f, config, folder, shards)
             _record_splits(f, shards, counts)
@@ -121,44 +120,36 @@ def _split(manifest, name, only):
     return split_shards(manifest, name) if only in (None, name) else []
 
 
-def _copy(f, name, key, component, folder, shards, counts, shape):
-    data = f.create_dataset(name, shape, _dtype(folder, shards[0], key))
+def _array(f, name, key, component, folder, shards, shape, dtype, virtual):
+    """The export's array `name`: the shards' `key` (its `component`, if given) in
+    order, copied, or as an HDF5 virtual dataset over them by absolute path."""
+    layout = h5py.VirtualLayout(shape, dtype) if virtual else None
+    data = None if virtual else f.create_dataset(name, shape, dtype)
     first = 0
-    for shard, count in zip(shards, counts, strict=True):
-        with h5py.File(folder / shard["path"], "r") as src:
-            block = src[key][...]
-        data[first : first + count] = (
-            block if component is None else block[..., component]
-        )
-        first += count
-
-
-def _virtual(f, name, key, component, folder, shards, counts, shape):
-    dtype = _dtype(folder, shards[0], key)
-    layout = h5py.VirtualLayout(shape, dtype)
-    first = 0
-    for shard, count in zip(shards, counts, strict=True):
-        path = str((folder / shard["path"]).resolve())
-        if component is None:
-            source = h5py.VirtualSource(path, key, shape=(count,) + shape[1:])
+    for shard in shards:
+        count = shard["samples"][1] - shard["samples"][0]
+        rows = slice(first, first + count)
+        path = (folder / shard["path"]).resolve()
+        if virtual:
+            full = (
+                (count,) + shape[1:] + (() if component is None else (len(shape) - 2,))
+            )
+            source = h5py.VirtualSource(str(path), key, shape=full)
+            layout[rows] = source if component is None else source[..., component]
         else:
-            full = (count,) + shape[1:] + (len(shape) - 2,)
-            source = h5py.VirtualSource(path, key, shape=full)[..., component]
-        layout[first : first + count] = source
+            with h5py.File(path, "r") as src:
+                block = src[key][...]
+            data[rows] = block if component is None else block[..., component]
         first += count
-    f.create_virtual_dataset(name, layout, fillvalue=np.nan)
-
-
-def _dtype(folder, shard, key):
-    with h5py.File(folder / shard["path"], "r") as src:
-        return src[key].dtype
+    if virtual:
+        f.create_virtual_dataset(name, layout, fillvalue=np.nan)
 
 
 def _coordinates(f, config, frames):
     sc = config.scenario_obj
     n, length = config.num_points, config.domain_extent
     ours = sc.coordinates(n, length)
-    centres = sc.origin + (np.arange(n) + 0.5) * length / n
+    centres = sc.origin + cell_centres(n, length, periodic=False)
     for axis in AXES[: sc.num_spatial_dims]:
         f[f"{axis}-coordinate"] = centres.astype(np.float32)
     f.attrs["diffphys_x_shift"] = float(centres[0] - ours[0])
