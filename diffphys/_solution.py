@@ -18,6 +18,12 @@ class RESULTS(optx.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "symmetric positive definite. Check its sign (CG needs A, not -A), check that "
         "it is symmetric, or use a non-symmetric solver such as lineax.GMRES."
     )
+    direction_breakdown = (
+        "DCDM's search direction had q^T A q <= 0 after A-orthogonalisation: the "
+        "network returned a direction in the operator's null space (or zero), or the "
+        "operator is not symmetric positive definite. Check the network (the right "
+        "dimension, trained weights) and the operator's sign and symmetry."
+    )
     nonfinite_value = (
         "A NaN or inf appeared during the solve. Check the inputs (right-hand side, "
         "initial guess, parameters) for NaN/inf; if they are finite the iteration "

@@ -50,6 +50,7 @@ _FILE_ORDER = [
     "tests/test_porous_medium.py",  # 75
     "tests/test_steppers.py",  # 70
     "tests/test_operators.py",  # 65
+    "tests/test_dcdm.py",  # 69 alone
     "tests/test_burgers.py",  # 58
     "tests/test_evaluation.py",  # 53
     "tests/test_constraints.py",  # 40

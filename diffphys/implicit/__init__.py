@@ -23,6 +23,7 @@ from ._fixed_point import (
 )
 from ._jaxopt import Jaxopt as Jaxopt
 from ._linear_solve import (
+    AbstractIterativeSolver as AbstractIterativeSolver,
     CG as CG,
     Jacobi as Jacobi,
     linear_solve as linear_solve,

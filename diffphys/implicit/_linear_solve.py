@@ -1,3 +1,4 @@
+import abc
 from collections.abc import Callable
 from typing import Any, no_type_check
 
@@ -54,9 +55,70 @@ class Jacobi(eqx.Module):
         return jtu.tree_map(jnp.divide, r, self.diagonal)
 
 
-class _ConjugateGradient(lx.AbstractLinearSolver):
-    # Shared by CG and PCG; each is also a lineax solver, so it can serve as the adjoint
-    # solver of `ImplicitAdjoint` or inside `lineax.linear_solve`.
+class AbstractIterativeSolver(lx.AbstractLinearSolver):
+    """A matrix-free iterative solver for `dp.implicit.linear_solve` (CG, PCG,
+    `dp.solvers.poisson.DCDM`).
+
+    A subclass defines `iterate(matvec, b, kind, project)`, which runs from `x0 = 0`
+    in a loop of `kind` (see `dp.implicit.ImplicitAdjoint.loop_kind`) and returns
+    `(x, result, stats)`; `project` is the operator's projection onto its unknowns
+    (the identity unless the operator defines `project`), applied to every search
+    direction. The class is also a lineax solver, so it serves as the adjoint solver
+    of `ImplicitAdjoint` and inside `lineax.linear_solve`. Its operator is assumed
+    symmetric positive (semi)definite.
+    """
+
+    @abc.abstractmethod
+    def iterate(
+        self,
+        matvec: Callable[[PyTree], PyTree],
+        b: PyTree[Array],
+        kind: str = "lax",
+        project: Callable[[PyTree], PyTree] = _identity,
+    ) -> tuple[PyTree[Array], RESULTS, dict[str, Any]]:
+        """Solve `A x = b` from `x0 = 0`; returns `(x, result, stats)` with
+        `stats["num_steps"]`, `stats["max_steps"]` and `stats["residual_norm"]`."""
+
+    # lineax interface.
+    def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
+        del options
+        if operator.in_structure() != operator.out_structure():
+            raise ValueError(
+                f"{type(self).__name__} needs a square operator (input and output "
+                "structures equal)."
+            )
+        return lx.linearise(operator)
+
+    def compute(self, state, vector, options):
+        del options
+        x, result, stats = self.iterate(state.mv, vector)
+        lx_result = lx.RESULTS.where(
+            result == RESULTS.successful,
+            lx.RESULTS.successful,
+            lx.RESULTS.where(
+                result == RESULTS.max_steps_reached,
+                lx.RESULTS.max_steps_reached,
+                lx.RESULTS.where(
+                    result == RESULTS.nonfinite_value,
+                    lx.RESULTS.nonfinite_input,
+                    lx.RESULTS.breakdown,
+                ),
+            ),
+        )
+        return x, lx_result, stats
+
+    def transpose(self, state, options):
+        return state.transpose(), options
+
+    def conj(self, state, options):
+        return lx.conj(state), options
+
+    def assume_full_rank(self):
+        return True
+
+
+class _ConjugateGradient(AbstractIterativeSolver):
+    # Shared by CG and PCG.
     rtol: eqx.AbstractVar[float]
     atol: eqx.AbstractVar[float]
     max_steps: eqx.AbstractVar[int | None]
@@ -64,12 +126,19 @@ class _ConjugateGradient(lx.AbstractLinearSolver):
     preconditioner: eqx.AbstractVar[Callable[[PyTree], PyTree]]
 
     def iterate(
-        self, matvec: Callable[[PyTree], PyTree], b: PyTree[Array], kind: str = "lax"
+        self,
+        matvec: Callable[[PyTree], PyTree],
+        b: PyTree[Array],
+        kind: str = "lax",
+        project: Callable[[PyTree], PyTree] = _identity,
     ) -> tuple[PyTree[Array], RESULTS, dict[str, Any]]:
         """Run (P)CG from `x0 = 0` in a loop of `kind`; returns `(x, result, stats)`."""
         size = sum(leaf.size for leaf in jtu.tree_leaves(b))
         max_steps = 10 * size if self.max_steps is None else self.max_steps
-        precondition = self.preconditioner
+
+        def precondition(r):
+            return project(self.preconditioner(r))
+
         b_norm = two_norm(b)
         tol = self.rtol * b_norm + self.atol
         x0 = jtu.tree_map(jnp.zeros_like, b)
@@ -122,43 +191,6 @@ class _ConjugateGradient(lx.AbstractLinearSolver):
             "residual_norm": true_norm,
         }
         return x, result, stats
-
-    # lineax interface.
-    def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
-        del options
-        if operator.in_structure() != operator.out_structure():
-            raise ValueError(
-                f"{type(self).__name__} needs a square operator (input and output "
-                "structures equal)."
-            )
-        return lx.linearise(operator)
-
-    def compute(self, state, vector, options):
-        del options
-        x, result, stats = self.iterate(state.mv, vector)
-        lx_result = lx.RESULTS.where(
-            result == RESULTS.successful,
-            lx.RESULTS.successful,
-            lx.RESULTS.where(
-                result == RESULTS.max_steps_reached,
-                lx.RESULTS.max_steps_reached,
-                lx.RESULTS.where(
-                    result == RESULTS.nonfinite_value,
-                    lx.RESULTS.nonfinite_input,
-                    lx.RESULTS.breakdown,
-                ),
-            ),
-        )
-        return x, lx_result, stats
-
-    def transpose(self, state, options):
-        return state.transpose(), options
-
-    def conj(self, state, options):
-        return lx.conj(state), options
-
-    def assume_full_rank(self):
-        return True
 
 
 class CG(_ConjugateGradient):
@@ -269,9 +301,9 @@ def _as_operator(operator: Any, b_struct: PyTree, tags) -> lx.AbstractLinearOper
 # (no wrapper from a runtime type checker).
 @no_type_check
 def _linear_primal(inputs):
-    operator, b, solver, kind = inputs
-    if isinstance(solver, _ConjugateGradient):
-        x, result, stats = solver.iterate(operator.mv, b, kind)
+    operator, b, solver, kind, project = inputs
+    if isinstance(solver, AbstractIterativeSolver):
+        x, result, stats = solver.iterate(operator.mv, b, kind, project)
     else:
         sol = lx.linear_solve(operator, b, solver, throw=False)
         x, result = sol.value, RESULTS.promote(sol.result)
@@ -286,7 +318,7 @@ def _linear_primal(inputs):
 @no_type_check
 def _linear_rewrite(x, aux, inputs):
     del aux
-    operator, b, _, _ = inputs
+    operator, b, _, _, _ = inputs
     return tree_sub(operator.mv(x), b)
 
 
@@ -307,8 +339,13 @@ def linear_solve(
     - `operator`: `A`, as a callable `x -> A x` (assumed symmetric positive
         semidefinite, and tagged so), a lineax operator, or a square matrix.
         Parameters it closes over (a diffusion coefficient, say) receive gradients.
+        If it has a method `prepare_rhs(b)`, the solve uses `prepare_rhs(b)` as
+        right-hand side; if it has `project(x)` (an orthogonal projection onto its
+        unknowns, with `A = project ∘ A ∘ project`), every search direction and the
+        solution are projected (`dp.solvers.poisson.FluidPoisson` has both).
     - `b`: the right-hand side, a PyTree of float arrays.
-    - `solver`: `CG(...)` (default `CG(rtol=1e-6)`), `PCG(...)`, or any lineax solver
+    - `solver`: `CG(...)` (default `CG(rtol=1e-6)`), `PCG(...)`,
+        `dp.solvers.poisson.DCDM(...)`, or any lineax solver
         (e.g. `lineax.LU()` for small dense systems, with `ImplicitAdjoint` only).
     - `adjoint`: `ImplicitAdjoint()` (one adjoint linear solve per gradient) or
         `UnrolledAdjoint()` (backpropagate through the CG iterations).
@@ -328,18 +365,29 @@ def linear_solve(
             "`solver` must be a linear solver: dp.implicit.CG(...), "
             f"dp.implicit.PCG(...) or a lineax solver; got {type(solver).__name__}."
         )
-    is_cg = isinstance(solver, _ConjugateGradient)
-    if adjoint.loop_kind != "lax" and not is_cg:
+    iterative = isinstance(solver, AbstractIterativeSolver)
+    if adjoint.loop_kind != "lax" and not iterative:
         raise ValueError(
-            "UnrolledAdjoint can only unroll dp.implicit.CG or PCG; use "
-            f"ImplicitAdjoint with {type(solver).__name__}."
+            "UnrolledAdjoint can only unroll dp.implicit.CG, PCG or another "
+            "dp.implicit.AbstractIterativeSolver; use ImplicitAdjoint with "
+            f"{type(solver).__name__}."
         )
     b_struct = structure_of(b, "b")
-    tags = _SPD_TAGS if is_cg else frozenset()
+    # An operator with unknowns on part of its grid, or a null space, says how to
+    # treat right-hand sides and directions (dp.solvers.poisson.FluidPoisson).
+    project = getattr(operator, "project", None)
+    prepare_rhs = getattr(operator, "prepare_rhs", None)
+    tags = _SPD_TAGS if iterative else frozenset()
     operator = _as_operator(operator, b_struct, tags)
+    if prepare_rhs is not None:
+        b = prepare_rhs(b)
     solver = stop_gradient(solver)
-    inputs = (operator, b, solver, adjoint.loop_kind)
+    inputs = (operator, b, solver, adjoint.loop_kind, project or _identity)
     x, (result, stats) = adjoint.apply(
         _linear_primal, _linear_rewrite, inputs, tags, solver
     )
+    if project is not None:
+        # Outside the implicit layer, so that tangents and cotangents of `x` are
+        # projected too and the adjoint system is solvable.
+        x = project(x)
     return finish(x, result, stats, throw)

@@ -9,7 +9,7 @@ from jaxtyping import Array, PyTree
 from .._solution import RESULTS, Solution
 from ._adjoint import AbstractAdjoint, check_adjoint, ImplicitAdjoint, while_loop
 from ._jaxopt import Jaxopt
-from ._linear_solve import _ConjugateGradient
+from ._linear_solve import AbstractIterativeSolver
 from ._misc import (
     check_residual_fn,
     finish,
@@ -105,7 +105,7 @@ class Newton(eqx.Module):
             y, f, _, step, backtracks, _, _ = carry
             # Linearised once per step: each Krylov matvec is then only the linear part.
             jac = lx.linearise(lx.JacobianLinearOperator(fn, y, args, tags=tags))
-            if isinstance(self.linear_solver, _ConjugateGradient):
+            if isinstance(self.linear_solver, AbstractIterativeSolver):
                 d, inner, _ = self.linear_solver.iterate(jac.mv, tree_neg(f), kind)
             else:
                 sol = lx.linear_solve(jac, tree_neg(f), self.linear_solver, throw=False)
