@@ -91,3 +91,17 @@ def claim_folder(
                     path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return False
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop the lines of a JSONL log written after `step` (a resumed run writes
+    them again)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    atomic_write(path, "".join(line + "\n" for line in kept))

@@ -190,6 +190,7 @@ def test_cli_defaults_are_the_library_defaults():
         _app._GENERATE: dp.datasets.generate,
         _app._TRAIN_CONFIG: dp.training.TrainConfig,
         _app._EVALUATE: dp.evaluation.evaluate,
+        _app._DCDM_CONFIG: dp.solvers.poisson.DCDMTrainConfig,
     }
     for where, thing in objects.items():
         names = _app._default_nodes(*where)

@@ -105,6 +105,7 @@ _MAKE_CONFIG = ("datasets/_config.py", "make_config")
 _GENERATE = ("datasets/_engines.py", "generate")
 _TRAIN_CONFIG = ("training/_config.py", "TrainConfig")
 _EVALUATE = ("evaluation/_engine.py", "evaluate")
+_DCDM_CONFIG = ("solvers/poisson/_train.py", "DCDMTrainConfig")
 
 
 def _default(where: tuple[str, str], name: str):
@@ -143,6 +144,10 @@ def _default_nodes(module: str, name: str) -> dict[str, ast.expr]:
 
 def _train(name: str):
     return _default(_TRAIN_CONFIG, name)
+
+
+def _dcdm(name: str):
+    return _default(_DCDM_CONFIG, name)
 
 
 @app.command()
@@ -565,6 +570,74 @@ def evaluate(
     typer.echo(f"{out}: report.md, metrics.json and plots")
 
 
+@app.command("train-dcdm")
+def train_dcdm(
+    out: Annotated[Path, typer.Option(help="Run folder (resumes when re-run).")],
+    dims: Annotated[int, typer.Option(help="2 or 3.")] = _dcdm("num_spatial_dims"),
+    num_points: Annotated[
+        int, typer.Option(help="Cells per axis of the training box (even).")
+    ] = _dcdm("num_points"),
+    walls: Annotated[
+        str, typer.Option(help="solid (closed Neumann box, as the authors) or air.")
+    ] = _dcdm("walls"),
+    lanczos_steps: Annotated[
+        int, typer.Option(help="Lanczos steps m of the Ritz data.")
+    ] = _dcdm("lanczos_steps"),
+    samples: Annotated[
+        int, typer.Option(help="Training right-hand sides.", min=1)
+    ] = _dcdm("num_samples"),
+    width: Annotated[int, typer.Option(help="Channels.", min=1)] = _dcdm("width"),
+    steps: Annotated[int, typer.Option(help="Adam steps.", min=1)] = _dcdm(
+        "num_train_steps"
+    ),
+    batch_size: Annotated[int, typer.Option(min=1)] = _dcdm("batch_size"),
+    lr: Annotated[float, typer.Option(help="Adam's learning rate.")] = _dcdm(
+        "learning_rate"
+    ),
+    validate_every: Annotated[
+        int, typer.Option(help="Steps between validations.", min=1)
+    ] = _dcdm("validate_every"),
+    seed: Annotated[int, typer.Option(help="Seed of data, weights, batches.")] = _dcdm(
+        "seed"
+    ),
+    until: Annotated[
+        int | None,
+        typer.Option(help="Stop after this step (checkpointed); re-run to go on."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace another run in --out.")
+    ] = False,
+    quiet: _Quiet = False,
+) -> None:
+    """Train a DCDM network (the deep conjugate direction method's) on Lanczos data
+    of the empty box; checkpoints, log, data and the best network by validation
+    iterations go to OUT (re-running the command resumes)."""
+    from ..solvers import poisson
+
+    config = poisson.DCDMTrainConfig(
+        num_spatial_dims=dims,
+        num_points=num_points,
+        walls=walls,
+        lanczos_steps=lanczos_steps,
+        num_samples=samples,
+        width=width,
+        num_train_steps=steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        validate_every=validate_every,
+        seed=seed,
+    )
+    _, summary = poisson.train_dcdm(
+        config, out, overwrite=overwrite, until=until, progress=False if quiet else None
+    )
+    state = "finished" if summary["finished"] else f"stopped at step {summary['step']}"
+    typer.echo(
+        f"{out}: {state}; best validation {summary['best_valid_steps']:.1f} DCDM "
+        f"iterations at step {summary['best_step']} ({summary['parameters']} "
+        f"parameters, {summary['seconds']:.1f} s)"
+    )
+
+
 def main() -> None:
     """Entry point of the console script: errors become one line and exit code."""
     try:
@@ -619,6 +692,12 @@ _ALIASES = {
         "valid_num_steps": "valid_steps",
     },
     "evaluate": {"num_steps": "steps"},
+    "train-dcdm": {
+        "num_spatial_dims": "dims",
+        "num_train_steps": "steps",
+        "num_samples": "samples",
+        "learning_rate": "lr",
+    },
 }
 
 

@@ -124,6 +124,7 @@ class _ConjugateGradient(AbstractIterativeSolver):
     max_steps: eqx.AbstractVar[int | None]
     stabilise_every: eqx.AbstractVar[int | None]
     preconditioner: eqx.AbstractVar[Callable[[PyTree], PyTree]]
+    record_history: eqx.AbstractVar[bool]
 
     def iterate(
         self,
@@ -143,14 +144,16 @@ class _ConjugateGradient(AbstractIterativeSolver):
         tol = self.rtol * b_norm + self.atol
         x0 = jtu.tree_map(jnp.zeros_like, b)
         z0 = precondition(b)
+        history = residual_history(b_norm, max_steps, self.record_history)
         init = (x0, b, z0, tree_dot(b, z0), b_norm, jnp.array(0), jnp.array(False))
+        init = init + (history,)
 
         def cond_fun(carry):
-            _, _, _, _, r_norm, _, indefinite = carry
+            _, _, _, _, r_norm, _, indefinite, _ = carry
             return (r_norm > tol) & jnp.isfinite(r_norm) & ~indefinite
 
         def body_fun(carry):
-            x, r, p, rz, _, step, _ = carry
+            x, r, p, rz, _, step, _, history = carry
             ap = matvec(p)
             pap = tree_dot(p, ap)
             indefinite = pap <= 0
@@ -167,9 +170,11 @@ class _ConjugateGradient(AbstractIterativeSolver):
             z = precondition(r)
             rz_new = tree_dot(r, z)
             p = tree_axpy(rz_new / rz, p, z)
-            return x, r, p, rz_new, two_norm(r), step + 1, indefinite
+            r_norm = two_norm(r)
+            history = record(history, step + 1, r_norm)
+            return x, r, p, rz_new, r_norm, step + 1, indefinite, history
 
-        x, _, _, _, r_norm, num_steps, indefinite = while_loop(
+        x, _, _, _, r_norm, num_steps, indefinite, history = while_loop(
             cond_fun, body_fun, init, max_steps=max_steps, kind=kind
         )
         true_norm = two_norm(tree_sub(b, matvec(x)))
@@ -190,7 +195,23 @@ class _ConjugateGradient(AbstractIterativeSolver):
             "max_steps": max_steps,
             "residual_norm": true_norm,
         }
+        if self.record_history:
+            stats["residual_history"] = history
         return x, result, stats
+
+
+def residual_history(b_norm, max_steps: int, enabled: bool):
+    """The buffer of `record_history`: `‖b‖` then NaN, `max_steps + 1` long (one
+    entry when disabled, so that the loop's carry keeps one structure)."""
+    size = max_steps + 1 if enabled else 1
+    return jnp.full(size, jnp.nan, b_norm.dtype).at[0].set(b_norm)
+
+
+def record(history, step, r_norm):
+    """Store `‖r_step‖` (a no-op on the one-entry buffer of a disabled history)."""
+    if history.shape[0] == 1:
+        return history
+    return history.at[step].set(r_norm)
 
 
 class CG(_ConjugateGradient):
@@ -212,6 +233,9 @@ class CG(_ConjugateGradient):
     - `max_steps`: iteration cap (static). `None` means `10 * size`, as SciPy.
     - `stabilise_every`: recompute the residual from scratch every so many steps (one
         extra matvec then), against drift in long float32 solves. `None`: never.
+    - `record_history`: also return `stats["residual_history"]`, the residual norm
+        after each step (`‖b‖` first, NaN after the last step), `max_steps + 1`
+        long (static).
 
     Reference: Hestenes & Stiefel (1952); Saad, *Iterative Methods for Sparse Linear
     Systems*, Alg. 6.18.
@@ -224,6 +248,7 @@ class CG(_ConjugateGradient):
     preconditioner: Callable[[PyTree], PyTree] = eqx.field(
         default=_identity, static=True, repr=False
     )
+    record_history: bool = eqx.field(default=False, static=True)
 
     def __check_init__(self):
         _check_tolerances(self.rtol, self.atol, self.max_steps)
@@ -240,7 +265,7 @@ class PCG(_ConjugateGradient):
     - `preconditioner`: a callable `r -> M^{-1} r` with `M` symmetric positive
         definite, for example `Jacobi(diagonal)`. It may hold arrays; no gradient flows
         through it (it changes the path, not the solution).
-    - `rtol`, `atol`, `max_steps`, `stabilise_every`: as for `CG`.
+    - `rtol`, `atol`, `max_steps`, `stabilise_every`, `record_history`: as for `CG`.
 
     Reference: Saad, *Iterative Methods for Sparse Linear Systems*, Alg. 9.1.
     """
@@ -250,6 +275,7 @@ class PCG(_ConjugateGradient):
     atol: float = 0.0
     max_steps: int | None = None
     stabilise_every: int | None = None
+    record_history: bool = eqx.field(default=False, static=True)
 
     def __check_init__(self):
         _check_tolerances(self.rtol, self.atol, self.max_steps)

@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._store import atomic_write, claim_folder, write_json
+from .._store import claim_folder, write_json
 from ..datasets import GenerationConfig
 from ._config import TrainConfig
 from ._model import build_model, TrainedModel
@@ -134,15 +134,3 @@ def _skeleton(train: TrainConfig, data: GenerationConfig, tau: float):
     if all(jnp.issubdtype(x.dtype, jnp.inexact) for x in structs):
         return shapes
     return build_model(train, data, tau=tau)
-
-
-def truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint (they will be written again)."""
-    if not path.is_file():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    atomic_write(path, "".join(line + "\n" for line in kept))

@@ -17,7 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .. import constraints, operators
 from .._progress import tracker
-from .._store import serialise, write_json
+from .._store import serialise, truncate_log, write_json
 from ..datasets import GenerationConfig, load_manifest
 from ..evaluation import nrmse as nrmse_per_step
 from ..solvers import rollout
@@ -232,7 +232,7 @@ class _Loop:
                     f"{out / run_folder.CHECKPOINT} cannot be read ({e}); pass "
                     "`overwrite=True` to start the run again."
                 ) from None
-        run_folder.truncate_log(out / run_folder.LOG, state["step"])
+        truncate_log(out / run_folder.LOG, state["step"])
         put = jax.device_put
         return state, put(params, self.replicated), put(opt_state, self.replicated)
 

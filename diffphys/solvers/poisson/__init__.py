@@ -8,7 +8,9 @@
   `dp.implicit.PCG` for `FluidPoisson` (MG-PCG).
 - `DCDM`, `DCDMNet`, `dcdm_loss`: the deep conjugate direction method (Kaneda et al.
   2023), its network and its scale-invariant loss; `ritz_pairs` and
-  `ritz_training_data` make its Lanczos training data.
+  `ritz_training_data` make its Lanczos training data; `train_dcdm`
+  (`diffphys train-dcdm`) trains a network into a run folder, `load_dcdm_network`
+  reads it back.
 """
 
 from ._dcdm import DCDM as DCDM, dcdm_loss as dcdm_loss, DCDMNet as DCDMNet
@@ -22,3 +24,8 @@ from ._fluid import (
 from ._lanczos import ritz_pairs as ritz_pairs, ritz_training_data as ritz_training_data
 from ._multigrid import Multigrid as Multigrid
 from ._operator import DiffusionOperator as DiffusionOperator
+from ._train import (
+    DCDMTrainConfig as DCDMTrainConfig,
+    load_dcdm_network as load_dcdm_network,
+    train_dcdm as train_dcdm,
+)
