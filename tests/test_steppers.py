@@ -39,6 +39,11 @@ def test_every_solver_is_a_final_stepper_and_every_operator_an_operator():
         S.Periodic,
         S.SpectralGrid,
         S.poisson.DiffusionOperator,  # a steady operator, not a time stepper
+        S.poisson.FluidPoisson,  # steady too, and the pieces of its solvers:
+        S.poisson.Multigrid,
+        S.poisson.DCDM,
+        S.poisson.DCDMNet,
+        S.poisson.DCDMTrainConfig,
     )
     classes = {cls for m in modules for cls in _public_classes(m)}
     steppers = {cls for cls in classes if not issubclass(cls, parts)}
