@@ -97,6 +97,12 @@ def demo(
 
 
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+# The two training commands' run-folder options.
+_Until = Annotated[
+    int | None,
+    typer.Option(help="Stop after this step (checkpointed); re-run to go on."),
+]
+_Overwrite = Annotated[bool, typer.Option(help="Replace another run in --out.")]
 
 
 # Where the library defines the defaults the options show: (module, class or
@@ -458,13 +464,8 @@ def train(
     seed: Annotated[
         int, typer.Option(help="Seed of weights, batches, probes.")
     ] = _train("seed"),
-    until: Annotated[
-        int | None,
-        typer.Option(help="Stop after this step (checkpointed); re-run to go on."),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace another run in --out.")
-    ] = False,
+    until: _Until = None,
+    overwrite: _Overwrite = False,
     quiet: _Quiet = False,
 ) -> None:
     """Train a neural operator on a dataset; checkpoints, logs and the best model
@@ -600,13 +601,8 @@ def train_dcdm(
     seed: Annotated[int, typer.Option(help="Seed of data, weights, batches.")] = _dcdm(
         "seed"
     ),
-    until: Annotated[
-        int | None,
-        typer.Option(help="Stop after this step (checkpointed); re-run to go on."),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace another run in --out.")
-    ] = False,
+    until: _Until = None,
+    overwrite: _Overwrite = False,
     quiet: _Quiet = False,
 ) -> None:
     """Train a DCDM network (the deep conjugate direction method's) on Lanczos data

@@ -171,6 +171,7 @@ class Multigrid(eqx.Module):
     """
 
     levels: tuple[Any, ...]
+    inverse_diagonals: tuple[Float[Array, " *N"], ...]
     scales: tuple[Float[Array, " *N"], ...]
     coarse_inverse: Float[Array, "n n"]
     smoothing_steps: int = eqx.field(static=True)
@@ -214,6 +215,10 @@ class Multigrid(eqx.Module):
             unknown = level.unknown
         self.levels = tuple(levels)
         self.scales = tuple(scales)
+        self.inverse_diagonals = tuple(
+            jnp.where(self._unknown(i), 1 / level.diagonal(), 0)
+            for i, level in enumerate(levels)
+        )
         coarsest = levels[-1]
         n = unknown.size
         eye = jnp.eye(n, dtype=dtype).reshape((n, *unknown.shape))
@@ -229,8 +234,7 @@ class Multigrid(eqx.Module):
 
     def _smooth(self, index, x, r):
         level = self.levels[index]
-        unknown = self._unknown(index)
-        inverse_diagonal = jnp.where(unknown, 1 / level.diagonal(), 0).astype(r.dtype)
+        inverse_diagonal = self.inverse_diagonals[index].astype(r.dtype)
         for _ in range(self.smoothing_steps):
             x = x + self.omega * inverse_diagonal * (r - level(x))
         return x
