@@ -579,7 +579,11 @@ def train_dcdm(
         int, typer.Option(help="Cells per axis of the training box (even).")
     ] = _dcdm("num_points"),
     walls: Annotated[
-        str, typer.Option(help="solid (closed Neumann box, as the authors) or air.")
+        str,
+        typer.Option(
+            help="solid (closed Neumann box, as the authors), air, or open-top "
+            "(solid walls, air above)."
+        ),
     ] = _dcdm("walls"),
     lanczos_steps: Annotated[
         int, typer.Option(help="Lanczos steps m of the Ritz data.")

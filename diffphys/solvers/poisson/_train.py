@@ -33,6 +33,11 @@ BEST, LOG, SUMMARY = "best.eqx", "log.jsonl", "summary.json"
 FILES = (CONFIG, DATA, CHECKPOINT, STATE, BEST, LOG, SUMMARY)
 
 
+# The training box's walls by name: FluidPoisson's `walls`, or the pair of every
+# axis but the last (which gets solid below, air above).
+_TRAINING_WALLS = {"solid": "solid", "air": "air", "open-top": (("solid", "solid"),)}
+
+
 @dataclasses.dataclass(frozen=True)
 class DCDMTrainConfig:
     """What `train_dcdm` trains, on which operator and data.
@@ -41,8 +46,10 @@ class DCDMTrainConfig:
 
     - `num_spatial_dims`, `num_points`: the training grid, `num_points^d` cells of
         the empty box (the authors train on the empty box too).
-    - `walls`: the box walls of the training operator; `"solid"` (default) is the
-        authors' closed Neumann box.
+    - `walls`: the box walls of the training operator: `"solid"` (default) is the
+        authors' closed Neumann box, `"air"` a Dirichlet box, `"open-top"` solid
+        walls with air above the last axis's high wall (the closed box with an
+        open top of a pressure solve).
     - `lanczos_steps`: `m`, the Lanczos steps of the Ritz data (the authors' 10,000
         at 64³ is out of reach here; the basis costs `m × N^d` floats).
     - `num_samples`: training right-hand sides drawn from the Ritz vectors (the
@@ -102,8 +109,11 @@ class DCDMTrainConfig:
             )
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}.")
-        if self.walls not in ("solid", "air"):
-            raise ValueError(f"`walls` must be 'solid' or 'air', got {self.walls!r}.")
+        if self.walls not in _TRAINING_WALLS:
+            raise ValueError(
+                f"`walls` must be one of {', '.join(_TRAINING_WALLS)}, got "
+                f"{self.walls!r}."
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -123,8 +133,12 @@ class DCDMTrainConfig:
         )
 
     def operator(self) -> FluidPoisson:
-        shape = (self.num_points,) * self.num_spatial_dims
-        return FluidPoisson(jnp.zeros(shape, jnp.int32), walls=self.walls)
+        d = self.num_spatial_dims
+        walls = _TRAINING_WALLS[self.walls]
+        walls = (
+            walls if isinstance(walls, str) else walls * (d - 1) + (("solid", "air"),)
+        )
+        return FluidPoisson(jnp.zeros((self.num_points,) * d, jnp.int32), walls=walls)
 
 
 def _x64():
