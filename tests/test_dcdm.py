@@ -5,6 +5,7 @@ Lanczos data generator against `numpy.linalg.eigh`, gradients through the three
 solvers against finite differences, and the errors of bad input."""
 
 import functools
+import itertools
 import json
 
 import equinox as eqx
@@ -214,9 +215,7 @@ def test_dcdm_with_the_residual_as_direction_is_conjugate_gradients():
 
 
 @pytest.mark.parametrize("window", [0, 2])
-def test_dcdm_steps_are_the_fact_sheets_algorithm_with_a_random_network(
-    net2d, window
-):
+def test_dcdm_steps_are_the_fact_sheets_algorithm_with_a_random_network(net2d, window):
     # The solver's iterates equal a step-by-step reference of §3 (classical
     # Gram-Schmidt in the A inner product against the last `window` directions,
     # exact A-norm line search; window 0 is steepest descent along the network's
@@ -237,7 +236,7 @@ def test_dcdm_steps_are_the_fact_sheets_algorithm_with_a_random_network(
         errors.append(jnp.vdot(x - exact, op(x - exact)))
     assert int(sol.stats["num_steps"]) == steps
     np.testing.assert_allclose(sol.value, x, rtol=1e-10, atol=1e-12)
-    assert all(b <= a * (1 + 1e-12) for a, b in zip(errors, errors[1:]))
+    assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(errors))
     assert errors[-1] < errors[0] < jnp.vdot(exact, op(exact))
 
 
