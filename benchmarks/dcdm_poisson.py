@@ -12,8 +12,9 @@ Problems: 2D 128², 256², 512² and 3D 32³, 64³ (`--small`: 2D 64², 128², 3
 open top of the fact sheet's §7.4) and a box with a solid sphere and an air layer
 inside it (walls solid); random (Gaussian) and smooth (four low sine modes and 1 %
 noise) right-hand sides; stopping at ||b - A x|| <= rtol ||b|| with rtol 1e-4 (the
-paper's) and 1e-6. The networks were trained on the empty closed box only (2D at
-64², 3D at 16³): every obstacle scene and every larger grid is unseen.
+paper's) and 1e-6. The networks are `DCDM.pretrained`'s defaults: 2D trained on
+the empty 64² box with an open top (the "empty" scene at 64²), 3D on the empty
+closed 16³ box: every obstacle scene and every larger grid is unseen.
 
 Printed: a table of iterations, setup seconds and solve seconds (compiled ahead;
 median of up to 3 calls within 2 s) per method and case, then one JSON line

@@ -219,21 +219,32 @@ class DCDM(AbstractIterativeSolver):
             )
 
     @classmethod
-    def pretrained(cls, num_spatial_dims: int, **solver_options) -> "DCDM":
-        """A DCDM solver with the network weights shipped inside the package.
+    def pretrained(
+        cls, num_spatial_dims: int, *, box: str | None = None, **solver_options
+    ) -> "DCDM":
+        """A DCDM solver with network weights shipped inside the package.
 
-        The 2D network was trained on the empty 64² box and the 3D one on the empty
-        16³ box (closed Neumann walls, Lanczos/Ritz data, `dcdm_loss`), by the
-        command and seed recorded beside the weights
-        (`diffphys/solvers/poisson/weights/dcdm-{2,3}d.json`). They serve
-        other grid sizes (even ones), obstacles and air regions without
-        retraining; README's DCDM table gives the iteration counts measured on
-        them.
+        Each network was trained on one empty box (Lanczos/Ritz data, `dcdm_loss`)
+        by the command and seed recorded beside its weights
+        (`diffphys/solvers/poisson/weights/`, README.md there):
+
+        - `"open-top"` (2D, the default there): the 64² box with solid walls and
+            air above, the closed box with an open top of a pressure solve;
+        - `"closed"` (2D and 3D, the default in 3D): the closed Neumann box, as
+            the authors train; 2D 64², 3D 16³.
+
+        They run on other (even) grid sizes, obstacles and air without
+        retraining; how well is measured in README's DCDM rows: the 2D
+        `"open-top"` network converges on closed boxes, obstacles and air up to
+        128² (counts growing with the grid), the 2D `"closed"` one is better on
+        closed boxes but fails with air cells or an air wall.
 
         **Arguments:**
 
         - `num_spatial_dims`: 2 or 3.
-        - `solver_options`: `rtol`, `atol`, `max_steps`, `window`, `throw`.
+        - `box`: which training box's network (above); `None` for the default.
+        - `solver_options`: `rtol`, `atol`, `max_steps`, `window`, `throw`,
+            `record_history`.
         """
         from ._train import load_dcdm_network
 
@@ -242,7 +253,17 @@ class DCDM(AbstractIterativeSolver):
                 "Shipped DCDM weights exist for 2D and 3D grids; got "
                 f"num_spatial_dims={num_spatial_dims}."
             )
-        folder = Path(__file__).parent / "weights" / f"dcdm-{num_spatial_dims}d"
+        box = box or ("open-top" if num_spatial_dims == 2 else "closed")
+        folder = Path(__file__).parent / "weights" / f"dcdm-{num_spatial_dims}d-{box}"
+        if not folder.is_dir():
+            shipped = sorted(
+                f.name.removeprefix(f"dcdm-{num_spatial_dims}d-")
+                for f in folder.parent.glob(f"dcdm-{num_spatial_dims}d-*")
+            )
+            raise ValueError(
+                f"No shipped {num_spatial_dims}D DCDM weights for box={box!r}; "
+                f"choose one of {shipped}."
+            )
         return cls(load_dcdm_network(folder), **solver_options)
 
     def __call__(
