@@ -29,4 +29,8 @@ from ._linear_solve import (
     linear_solve as linear_solve,
     PCG as PCG,
 )
-from ._root_find import Newton as Newton, root_find as root_find
+from ._root_find import (
+    AbstractRootFinder as AbstractRootFinder,
+    Newton as Newton,
+    root_find as root_find,
+)

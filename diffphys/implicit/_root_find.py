@@ -1,3 +1,4 @@
+import abc
 from collections.abc import Callable
 from typing import Any, no_type_check
 
@@ -21,7 +22,32 @@ from ._misc import (
 )
 
 
-class Newton(eqx.Module):
+class AbstractRootFinder(eqx.Module):
+    """A root finder for `dp.implicit.root_find` (`Newton`, the contact solver's
+    `dp.solvers.contact.InteriorPoint`).
+
+    A subclass defines `run(fn, y0, args, tags, kind)`, which iterates from `y0` in a
+    loop of `kind` (see `dp.implicit.ImplicitAdjoint.loop_kind`) and returns
+    `(y, result, stats)` with `stats["num_steps"]`, `stats["max_steps"]` and
+    `stats["residual_norm"]`, and a field `linear_solver` (a lineax solver) that
+    `ImplicitAdjoint` uses for the adjoint system `(∂F/∂y)ᵀ λ = ȳ`.
+    """
+
+    linear_solver: eqx.AbstractVar[lx.AbstractLinearSolver]
+
+    @abc.abstractmethod
+    def run(
+        self,
+        fn: Callable[[PyTree[Array], Any], PyTree[Array]],
+        y0: PyTree[Array],
+        args: Any,
+        tags: frozenset[object],
+        kind: str,
+    ) -> tuple[PyTree[Array], RESULTS, dict[str, Any]]:
+        """Find a root of `fn(·, args)` from `y0`; returns `(y, result, stats)`."""
+
+
+class Newton(AbstractRootFinder):
     """Damped Newton's method with a backtracking (Armijo) line search.
 
     Each step solves `J(y_k) d = -F(y_k)` matrix-free (the Jacobian is applied by JVPs
@@ -205,7 +231,7 @@ def root_find(
     fn: Callable[[PyTree[Array], Any], PyTree[Array]],
     y0: PyTree[Array],
     args: Any = None,
-    solver: Newton | Jaxopt = Newton(),
+    solver: AbstractRootFinder | Jaxopt = Newton(),
     *,
     adjoint: AbstractAdjoint = ImplicitAdjoint(),
     tags: frozenset[object] = frozenset(),
@@ -219,8 +245,8 @@ def root_find(
         system). Gradients flow to `args` and to arrays `fn` closes over.
     - `y0`: initial guess, a PyTree of float arrays.
     - `args`: anything `fn` needs.
-    - `solver`: `Newton(...)` (default) or `Jaxopt(...)` wrapping a jaxopt root finder
-        (e.g. `Jaxopt("Broyden", tol=1e-10)`).
+    - `solver`: `Newton(...)` (default), any `AbstractRootFinder`, or `Jaxopt(...)`
+        wrapping a jaxopt root finder (e.g. `Jaxopt("Broyden", tol=1e-10)`).
     - `adjoint`: `ImplicitAdjoint()` (one adjoint solve with `∂F/∂y` per gradient) or
         `UnrolledAdjoint()` (backpropagate through the Newton and inner CG iterations).
     - `tags`: lineax tags of the Jacobian `∂F/∂y`, e.g.
@@ -237,10 +263,11 @@ def root_find(
     no dependence on `y0`.
     """
     adjoint = check_adjoint(adjoint)
-    if not isinstance(solver, Newton | Jaxopt):
+    if not isinstance(solver, AbstractRootFinder | Jaxopt):
         raise ValueError(
-            "`solver` of root_find must be dp.implicit.Newton(...) or "
-            f"dp.implicit.Jaxopt(...), got {type(solver).__name__}."
+            "`solver` of root_find must be dp.implicit.Newton(...), another "
+            "dp.implicit.AbstractRootFinder or dp.implicit.Jaxopt(...), got "
+            f"{type(solver).__name__}."
         )
     check_residual_fn(fn, y0, args, "root_find", "a residual")
     y0, args = strongly_typed((y0, args))

@@ -1,7 +1,7 @@
 """Numerical solvers, one subpackage per family: `poisson` (the diffusion operator;
 the DCDM solver as it lands), `burgers`, `porous_medium` (the generalized porous
 medium equation: heat, PME, Stefan), `conservation_law` (1D hyperbolic laws with
-inflow/outflow ends) and, as it lands, rigid-body contact.
+inflow/outflow ends) and `contact` (rigid bodies with hard contact and friction).
 
 Every grid time stepper is a final subclass of `AbstractStepper`
 (`stepper(u, t=0.0) -> u_next`); those in conservation form of
@@ -18,6 +18,7 @@ through the steps, which `rollout(..., checkpoint=True)` checkpoints (√T memor
 from . import (
     burgers as burgers,
     conservation_law as conservation_law,
+    contact as contact,
     poisson as poisson,
     porous_medium as porous_medium,
 )

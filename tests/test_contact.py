@@ -1,0 +1,537 @@
+"""Rigid-body contact: the fact sheet's validation cases (§8, 1-15) with their
+tolerances, sphere-sphere impacts, gradients against finite differences (smooth
+regimes and the relaxed model), vmap and jit, and the errors of bad input."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffphys as dp
+from diffphys.solvers.contact import _quaternion as quat
+
+
+C = dp.solvers.contact
+G = 9.81
+
+
+@eqx.filter_jit
+def _simulate(stepper, state, num_steps, controls=None):
+    return C.simulate(stepper, state, num_steps, controls)
+
+
+def _gap(states, radius):
+    return states.position[..., 2] - radius
+
+
+def _agrees(value, figure):
+    """`value` rounds to the fact sheet's `figure`, to the digits it is given with."""
+    mantissa, exponent = f"{figure:e}".split("e")
+    digits = len(mantissa.rstrip("0").replace(".", "").lstrip("-"))
+    return abs(value - figure) <= 0.5 * 10 ** (int(exponent) - digits + 1)
+
+
+def _box_scene(mu=0.5, gravity=(0.0, 0.0, -G), size=0.2):
+    return C.Scene([C.Box(1.0, size)], [C.Plane()], friction=mu, gravity=gravity)
+
+
+def test_soc_step_is_the_largest_feasible_step():
+    # §8 #1: CVXOPT's formula (τ = 1) against the largest α with λ + α Δ in the
+    # cone, the root of a quadratic.
+    rng = np.random.default_rng(0)
+    lam = rng.normal(size=(400, 3))
+    lam[:, 0] = np.linalg.norm(lam[:, 1:], axis=1) + rng.uniform(0.01, 2, 400)
+    d = 3 * rng.normal(size=(400, 3))
+    alpha = jax.vmap(lambda lm, dm: C.soc_step(lm[None], dm[None], 1.0))(lam, d)
+
+    def largest(lm, dm):
+        # (λ₀ + αΔ₀)² − ‖λ₁ + αΔ₁‖² = a α² + b α + c >= 0 with λ₀ + αΔ₀ >= 0.
+        a = dm[0] ** 2 - dm[1:] @ dm[1:]
+        b = 2 * (lm[0] * dm[0] - lm[1:] @ dm[1:])
+        c = lm[0] ** 2 - lm[1:] @ lm[1:]
+        roots = np.roots([a, b, c]) if abs(a) > 1e-14 else np.array([-c / b])
+        roots = [r.real for r in roots if abs(r.imag) < 1e-12 and r.real > 0]
+        cut = -lm[0] / dm[0] if dm[0] < 0 else np.inf
+        return min([1.0, cut, *roots])
+
+    expected = np.array([largest(lm, dm) for lm, dm in zip(lam, d, strict=True)])
+    np.testing.assert_allclose(alpha, expected, atol=1e-9)
+    assert 0.05 < np.mean(expected < 1) < 0.95  # both kinds of case occur
+
+
+def test_ballistic_flight_is_exact():
+    # §8 #2: far from the plane, x_{k+1} - 2 x_k + x_{k-1} = h² g.
+    scene = C.Scene([C.Sphere(1.0, 0.1)], [C.Plane(offset=-100.0)], friction=0.5)
+    # rtol 1e-12: the velocity error is then below 1e-12 / h.
+    stepper = C.ContactStepper(scene, 0.05, rtol=1e-12)
+    state = scene.state(position=[[0.0, 0, 1]], velocity=[[1.0, -2, 3]])
+    states, status = _simulate(stepper, state, 20)
+    x = states.position[:, 0]
+    second = x[2:] - 2 * x[1:-1] + x[:-2]
+    np.testing.assert_allclose(
+        second, jnp.broadcast_to(0.05**2 * scene.gravity, second.shape), atol=1e-12
+    )
+    assert status.converged.all()
+
+
+def _free_body(inertia, h):
+    # A ball with a given inertia behaves as any body of that inertia in flight,
+    # at one contact's cost.
+    scene = C.Scene(
+        [C.Sphere(1.0, 0.1, inertia=inertia)],
+        [C.Plane(offset=-1e3)],
+        friction=0.5,
+        gravity=(0.0, 0.0, 0.0),
+    )
+    return scene, C.ContactStepper(scene, h)
+
+
+def test_torque_free_body_conserves_momentum_and_energy():
+    # §8 #3: J = diag(1, 2, 3), ω₀ = (0.01, 5, 0), h = 0.01, 20 s: the discrete
+    # momentum R(q) p is constant, so is ½ωᵀJω, and the intermediate axis flips.
+    h = 0.01
+    J = jnp.diag(jnp.array([1.0, 2, 3]))
+    scene, stepper = _free_body(jnp.diag(J), h)
+    state = scene.state(position=[[0.0, 0, 0]], angular_velocity=[[0.01, 5, 0]])
+    states, status = _simulate(stepper, state, 2000)
+    omega, q = states.angular_velocity[:, 0], states.orientation[:, 0]
+
+    def momentum(q, w):
+        root = jnp.sqrt(4 / h**2 - w @ w)
+        p = 0.5 * h * (root * J @ w - jnp.cross(w, J @ w))
+        return quat.rotation_matrix(q) @ p
+
+    world = jax.vmap(momentum)(q, omega)
+    drift = jnp.max(jnp.linalg.norm(world - world[0][None], axis=1)) / jnp.linalg.norm(
+        world[0]
+    )
+    energy = 0.5 * jnp.einsum("ti,ij,tj->t", omega, J, omega)
+    assert drift < 1e-10
+    assert jnp.max(jnp.abs(energy / energy[0] - 1)) < 1e-12
+    assert jnp.max(jnp.abs(jnp.linalg.norm(q, axis=1) - 1)) < 1e-12
+    flips = int(jnp.sum(jnp.diff(jnp.sign(omega[:, 1])) != 0))
+    assert flips >= 2
+    assert status.converged.all()
+
+
+def test_free_dice_conserves_energy():
+    # §8 #4: a 1 kg, 0.2 m block thrown with v₀ = (1, 2, 3), ω₀ = (1, 1, 1) under
+    # g = 10 for 5 s. The discrete energy ½ m v_{k-½}·v_{k+½} − m g·x_k + ½ωᵀJω is
+    # the integrator's invariant.
+    h = 0.01
+    box = C.Box(1.0, 0.2)
+    scene = C.Scene(
+        [C.Sphere(1.0, 0.1, inertia=box.inertia)],
+        [C.Plane(offset=-1e3)],
+        friction=0.5,
+        gravity=(0.0, 0.0, -10.0),
+    )
+    stepper = C.ContactStepper(scene, h)
+    state = scene.state(
+        position=[[0.0, 0, 0]], velocity=[[1.0, 2, 3]], angular_velocity=[[1.0, 1, 1]]
+    )
+    states, _ = _simulate(stepper, state, 500)
+    v, x, w = (
+        states.velocity[:, 0],
+        states.position[:, 0],
+        states.angular_velocity[:, 0],
+    )
+    energy = (
+        0.5 * jnp.sum(v[:-1] * v[1:], 1)
+        - x[:-1] @ scene.gravity
+        + 0.5 * jnp.einsum("ti,ij,tj->t", w[1:], box.inertia, w[1:])
+    )
+    assert jnp.max(jnp.abs(energy / energy[0] - 1)) < 1e-8
+
+
+@pytest.mark.parametrize("h", [0.1, 0.05, 0.01])
+def test_dropped_sphere_neither_penetrates_nor_bounces(h):
+    # §8 #5 (h = 0.001 is the benchmark's): r = 0.1 from z = 1.
+    scene = C.Scene([C.Sphere(1.0, 0.1)], [C.Plane()], friction=0.5)
+    stepper = C.ContactStepper(scene, h)
+    states, status = _simulate(
+        stepper, scene.state(position=[[0.0, 0, 1]]), round(1.5 / h)
+    )
+    gap = _gap(states, 0.1)[:, 0]
+    landed = int(jnp.argmax(gap < 1e-6))
+    assert landed > 0 and status.converged.all()
+    assert jnp.min(gap) > -1e-9
+    rest = stepper.btol / (G * h)
+    assert jnp.max(gap[landed:]) <= rest  # no bounce
+    assert jnp.max(jnp.abs(states.velocity[-1])) < 1e-8
+
+
+def test_resting_gap_of_the_relaxed_model():
+    # §8 #6 (m = 1, g = 1, h = 0.1, from the ground at rest): γ s = κ with
+    # γ = m g h + m s / h, so s solves (m/h) s² + m g h s − κ = 0.
+    scene = C.Scene(
+        [C.Sphere(1.0, 0.1)], [C.Plane()], friction=0.5, gravity=(0, 0, -1.0)
+    )
+    stepper = C.ContactStepper(scene, 0.1)
+    state = scene.state(position=[[0.0, 0, 0.1]])
+    step = eqx.filter_jit(stepper.step_relaxed)
+    for kappa, gap_d, gamma_d in [(1e-6, 9.99e-6, 0.10010), (1e-4, 9.16e-4, 0.109)]:
+        nxt, status = step(state, kappa=kappa)
+        gap = float(nxt.position[0, 2] - 0.1)
+        exact = (-0.1 + np.sqrt(0.01 + 4 * kappa * 10)) / 20
+        # The relaxation stops at |γ s − κ| < 1e-13: gap error 1e-13 / γ.
+        np.testing.assert_allclose(gap, exact, atol=1e-11)
+        assert _agrees(gap, gap_d) and _agrees(0.1 + gap / 0.1, gamma_d)
+        assert status.converged
+
+
+def test_tossed_box_comes_to_rest_flat():
+    # §8 #7: a 0.5 m cube, μ = 0.1, tossed with a spin, rests flat after 5 s.
+    scene = C.Scene([C.Box(1.0, 0.5)], [C.Plane()], friction=0.1)
+    stepper = C.ContactStepper(scene, 0.01)
+    state = scene.state(
+        position=[[0.0, 0, 1]],
+        orientation=[C.from_axis_angle([1, 1, 0], 0.6)],
+        velocity=[[1.0, 0.5, 2]],
+        angular_velocity=[[3.0, -2, 1]],
+    )
+    states, status = _simulate(stepper, state, 500)
+    assert jnp.max(jnp.abs(states.velocity[-1])) < 1e-8
+    assert jnp.max(jnp.abs(states.angular_velocity[-1])) < 1e-8
+    assert abs(float(states.position[-1, 0, 2]) - 0.25) < 1e-3
+    # Flat: one body axis is vertical.
+    up = C.rotation_matrix(states.orientation[-1, 0]).T @ jnp.array([0.0, 0, 1])
+    assert jnp.max(jnp.abs(up)) > 1 - 1e-6
+    assert jnp.min(states.position[:, 0, 2]) > 0  # the centre never goes under
+    assert status.converged.all()
+
+
+@pytest.fixture(scope="module")
+def box_run():
+    """100 steps of a 0.2 m box on a plane at h = 0.01 (one compilation for the
+    sliding, oblique and incline cases)."""
+    h = 0.01
+
+    def run(velocity, mu=0.5, gravity=(0.0, 0.0, -G)):
+        scene = _box_scene(mu, gravity)
+        state = scene.state(position=[[0.0, 0, 0.1 + 1e-6]], velocity=[velocity])
+        return _simulate(C.ContactStepper(scene, h), state, 100)
+
+    return run
+
+
+def test_sliding_box_stops_at_the_coulomb_distance(box_run):
+    # §8 #8: v₀ = 2, μ = 0.5: deceleration μ g, distance v₀²/(2μg) less about v₀h/2.
+    h = 0.01
+    states, status = box_run([2.0, 0, 0])
+    x, v = states.position[:, 0, 0], states.velocity[:, 0, 0]
+    exact = 4 / (2 * 0.5 * G)
+    assert abs(float(x[-1]) - exact) < 2 * h
+    np.testing.assert_allclose(float(x[-1]), exact - h, atol=1e-3)  # [D] 0.3978
+    deceleration = -jnp.diff(v[2:30]) / h
+    np.testing.assert_allclose(deceleration, 0.5 * G, rtol=1e-4)
+    assert (
+        float(jnp.max(jnp.abs(states.velocity[-1]))) < 1e-8 and status.converged.all()
+    )
+
+
+def test_oblique_slide_goes_straight(box_run):
+    # §8 #9: second-order-cone friction opposes the velocity exactly.
+    states, _ = box_run([1.5, 0.8, 0], mu=0.3)
+    path = states.position[:, 0, :2] - states.position[0, 0, :2][None]
+    heading = jnp.arctan2(path[1:, 1], path[1:, 0]) - jnp.arctan2(0.8, 1.5)
+    assert jnp.max(jnp.abs(heading)) < 1e-9
+
+
+@pytest.mark.parametrize(
+    "degrees,mu,acceleration,atol",
+    [
+        (20, 0.5, 0.0, None),
+        (30, 0.5, 0.65715, None),
+        (40, 0.7, 1.04532, None),
+        (35, 0.7, 0.00167, 2e-5),
+    ],
+)
+def test_box_on_an_incline_sticks_iff_tan_below_mu(
+    box_run, degrees, mu, acceleration, atol
+):
+    # §8 #10: gravity tilted by θ; sticks iff tan θ <= μ, else a = g (sin θ − μ cos θ).
+    theta = np.deg2rad(degrees)
+    exact = max(0.0, G * (np.sin(theta) - mu * np.cos(theta)))
+    np.testing.assert_allclose(exact, acceleration, atol=5e-6)
+    gravity = (G * np.sin(theta), 0.0, -G * np.cos(theta))
+    states, status = box_run([0.0, 0, 0], mu=mu, gravity=gravity)
+    x, v = states.position[:, 0, 0], states.velocity[:, 0, 0]
+    assert status.converged.all()
+    if exact == 0:
+        assert abs(float(x[-1])) < 1e-6
+        return
+    a = (v[-1] - v[20]) / (0.01 * (len(v) - 21))
+    if atol is None:
+        np.testing.assert_allclose(a, exact, rtol=1e-4)
+    else:
+        np.testing.assert_allclose(a, exact, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def point_mass():
+    """A 1 kg ball of huge inertia (a point mass) resting on the ground, m = h·10
+    = g = μ = 1 (§8 #11-13), and its one-step maps."""
+    scene = C.Scene(
+        [C.Sphere(1.0, 0.1, inertia=[1e9] * 3)],
+        [C.Plane()],
+        friction=1.0,
+        gravity=(0.0, 0.0, -1.0),
+    )
+    state = scene.state(position=[[0.0, 0, 0.1]])
+
+    def control(force, axis):
+        return jnp.zeros((1, 6)).at[0, axis].set(force)
+
+    # Forces as arrays: one compilation for all of them.
+
+    @eqx.filter_jit
+    def tight_jit(force, axis, kappa_grad):
+        stepper = C.ContactStepper(scene, 0.1, kappa_grad=kappa_grad)
+        return stepper.step(state, control(force, axis))
+
+    @eqx.filter_jit
+    def relaxed_jit(force, axis, kappa):
+        stepper = C.ContactStepper(scene, 0.1)
+        return stepper.step_relaxed(state, control(force, axis), kappa=kappa)
+
+    def tight(force, axis, kappa_grad):
+        return tight_jit(jnp.asarray(force, float), axis, kappa_grad)
+
+    def relaxed(force, axis, kappa):
+        return relaxed_jit(jnp.asarray(force, float), axis, kappa)
+
+    return state, tight, relaxed
+
+
+def test_push_from_rest_gradients_through_the_relaxed_model(point_mass):
+    # §8 #11: κ → 0 gives Δx = max(0, h²(F − μmg)/m); with κ_grad = 1e-6 the IFT
+    # derivative of the relaxed map equals its central differences and the sheet's
+    # values, which smooth the jump of ∂Δx/∂F from 0 to 0.01.
+    state, tight, relaxed = point_mass
+    sheet = {0.8: 1e-5, 0.95: 1.8e-4, 1.0: 4.66e-3, 1.05: 9.80e-3, 1.2: 9.99e-3}
+    grad = jax.jit(jax.grad(lambda f: tight(f, 0, 1e-6)[0].position[0, 0]))
+    for force, expected in sheet.items():
+        derivative = float(grad(force))
+        eps = 1e-6
+        plus, minus = (relaxed(force + s * eps, 0, 1e-6) for s in (1, -1))
+        assert plus[1].converged and minus[1].converged  # relaxation residual < 1e-13
+        fd = float(plus[0].position[0, 0] - minus[0].position[0, 0]) / (2 * eps)
+        np.testing.assert_allclose(derivative, fd, rtol=1e-6)
+        assert _agrees(derivative, expected), (force, derivative)
+    # The tight map: no motion below μ m g, h² (F − μmg)/m above.
+    assert abs(float(tight(0.8, 0, None)[0].position[0, 0])) < 1e-6
+    np.testing.assert_allclose(
+        float(tight(1.2, 0, None)[0].position[0, 0]), 0.01 * 0.2, rtol=1e-4
+    )
+
+
+def test_vertical_pull_derivative_at_lift_off(point_mass):
+    # §8 #12: lift-off at F_z = m g; ∂Δz/∂F_z goes from 0 to h²/m, h²/(2m) at the kink.
+    _, tight, _ = point_mass
+    grad = jax.jit(jax.grad(lambda f: tight(f, 2, 1e-8)[0].position[0, 2]))
+    assert _agrees(float(grad(1.0)), 5.00e-3)
+    assert abs(float(grad(0.5))) < 1e-6
+    # Above lift-off the relaxed contact still pulls a little (γ = κ / s).
+    np.testing.assert_allclose(float(grad(1.5)), 0.01, rtol=1e-4)
+
+
+def test_relaxed_friction_matches_its_closed_form(point_mass):
+    # §8 #13: pushed by F for one step, the relaxed velocity is v = κ ξ/(β₀² − ξ²)
+    # with ξ = F h − m v and β₀ = μ γ, γ = m (v_z + g h) from the vertical DEL row.
+    _, _, relaxed = point_mass
+    kappa, h = 1e-6, 0.1
+    for force in (0.5, 0.9, 0.99):
+        nxt, _ = relaxed(force, 0, kappa)
+        v, vz = nxt.velocity[0, 0], nxt.velocity[0, 2]
+        xi, beta0 = force * h - v, 1.0 * (vz + 1.0 * h)
+        # To the relaxation's residual, 1e-13 on products of 1e-6.
+        np.testing.assert_allclose(v, kappa * xi / (beta0**2 - xi**2), rtol=1e-7)
+
+
+def test_gradients_in_smooth_regimes_match_finite_differences(box_run):
+    # §8 #14, forward and reverse mode: flight (with respect to the initial velocity,
+    # the mass and a force) and persistent sliding (initial velocity, friction).
+    scene = C.Scene([C.Sphere(2.0, 0.1)], [C.Plane()], friction=0.5)
+    stepper = C.ContactStepper(scene, 0.02)
+    force = jnp.zeros((10, 1, 6)).at[:, 0, 0].set(3.0)
+
+    def flight(params):
+        v0, mass = params
+        sc = eqx.tree_at(lambda s: s.bodies[0].mass, scene, mass)
+        st = eqx.tree_at(lambda s: s.scene, stepper, sc)
+        state = sc.state(position=[[0.0, 0, 2]], velocity=v0[None])
+        return jnp.sum(
+            _simulate(st, state, 10, force)[0].position[-1, 0] * jnp.array([1.0, 2, 3])
+        )
+
+    def sliding(params):
+        v0, mu = params
+        sc = _box_scene(mu)
+        state = sc.state(position=[[0.0, 0, 0.1 + 1e-6]], velocity=[[v0, 0.3, 0]])
+        return _simulate(C.ContactStepper(sc, 0.01), state, 20)[0].position[-1, 0, 0]
+
+    for loss, params, direction in [
+        (
+            flight,
+            (jnp.array([1.0, -1, 2]), jnp.array(2.0)),
+            (jnp.array([0.3, 0.5, -1]), jnp.array(0.7)),
+        ),
+        (sliding, (jnp.array(2.0), jnp.array(0.5)), (jnp.array(1.0), jnp.array(-0.4))),
+    ]:
+        reverse = jax.grad(loss)(params)
+        along = sum(jnp.vdot(g, d) for g, d in zip(reverse, direction, strict=True))
+        _, forward = jax.jvp(loss, (params,), (direction,))
+        eps = 1e-6
+        shifted = [
+            loss(
+                jax.tree_util.tree_map(
+                    lambda p, d, s=s: p + s * 1e-6 * d, params, direction
+                )
+            )
+            for s in (1, -1)
+        ]
+        fd = (shifted[0] - shifted[1]) / (2 * eps)
+        np.testing.assert_allclose(along, fd, rtol=1e-6)
+        np.testing.assert_allclose(forward, along, rtol=1e-9)
+
+
+def test_gradients_with_respect_to_shapes_and_planes():
+    # At rest on a plane, the height follows the plane's offset and the radius or
+    # half the box's height one for one.
+    def rest_height(radius, offset, size):
+        scene = C.Scene(
+            [C.Sphere(1.0, radius), C.Box(1.0, size)],
+            [C.Plane(offset=offset)],
+            friction=0.5,
+        )
+        state = scene.state(
+            position=[[0.0, 0, offset + radius], [1.0, 0, offset + size[2] / 2]]
+        )
+        return _simulate(C.ContactStepper(scene, 0.05), state, 5)[0].position[-1, :, 2]
+
+    grads = jax.jacobian(rest_height, argnums=(0, 1, 2))(
+        jnp.array(0.1), jnp.array(0.3), jnp.array([0.2, 0.3, 0.4])
+    )
+    np.testing.assert_allclose(grads[0], [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(grads[1], [1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(grads[2], [[0, 0, 0], [0, 0, 0.5]], atol=1e-6)
+
+
+def test_spheres_collide_inelastically_and_conserve_momentum():
+    # Head-on in zero gravity: perfectly inelastic, so they end with the common
+    # velocity; momentum is conserved exactly and they do not interpenetrate.
+    # A contact without load is degenerate (γ = s = 0), and the interior point
+    # stops where γ s ≈ btol: the spheres part at about √btol / (m h), so this
+    # scene asks for btol = 1e-16 (1e-10 measured 1.3e-4 m/s, 1e-16 1.3e-7).
+    scene = C.Scene(
+        [C.Sphere(1.0, 0.1), C.Sphere(3.0, 0.2)],
+        [],
+        friction=0.2,
+        gravity=(0.0, 0.0, 0.0),
+    )
+    stepper = C.ContactStepper(scene, 0.01, btol=1e-16)
+    state = scene.state(
+        position=[[0.0, 0, 0], [1.0, 0, 0]], velocity=[[4.0, 0, 0], [-1.0, 0, 0]]
+    )
+    states, status = _simulate(stepper, state, 60)
+    momentum = jnp.einsum("b,tbi->ti", scene.masses(), states.velocity)
+    np.testing.assert_allclose(
+        momentum, jnp.broadcast_to(momentum[0], momentum.shape), atol=1e-12
+    )
+    distance = jnp.linalg.norm(states.position[:, 0] - states.position[:, 1], axis=1)
+    assert jnp.min(distance) > 0.3 - 1e-9
+    common = momentum[0] / 4.0
+    np.testing.assert_allclose(states.velocity[-1], jnp.stack([common] * 2), atol=1e-6)
+    assert status.converged.all()
+
+
+def test_hard_cases_stay_finite_and_report_their_status():
+    # §8 #15: a Painlevé rod (μ = 2 > 4/3, tilted at tan θ = 2, sliding on one
+    # end) and a 1e3 kg ball on a 1e-3 kg ball on the ground.
+    theta = np.arctan(2.0)
+    rod = C.Scene([C.Box(1.0, [1.0, 0.02, 0.02])], [C.Plane()], friction=2.0)
+    corner = 0.5 * np.sin(theta) + 0.01 * np.cos(theta) + 1e-6
+    state = rod.state(
+        position=[[0.0, 0, corner]],
+        orientation=[C.from_axis_angle([0, 1, 0], -theta)],
+        velocity=[[-3.0, 0, 0]],
+    )
+    states, status = _simulate(C.ContactStepper(rod, 0.01), state, 30)
+    assert all(
+        bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(states)
+    )
+    assert status.num_steps.shape == (30,)
+    stack = C.Scene(
+        [C.Sphere(1e3, 0.1), C.Sphere(1e-3, 0.1)], [C.Plane()], friction=0.5
+    )
+    state = stack.state(position=[[0.0, 0, 0.3 + 2e-6], [0.0, 0, 0.1 + 1e-6]])
+    states, status = _simulate(C.ContactStepper(stack, 0.01), state, 30)
+    assert all(
+        bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(states)
+    )
+    assert float(status.converged.mean()) >= 0 and jnp.all(
+        jnp.isfinite(status.residual_norm)
+    )
+
+
+def test_vmap_over_initial_states_equals_a_loop():
+    scene = C.Scene([C.Sphere(1.0, 0.1)], [C.Plane()], friction=0.5)
+    stepper = C.ContactStepper(scene, 0.05)
+    heights = jnp.array([0.3, 0.12, 0.5])
+    states = jax.vmap(lambda z: scene.state(position=jnp.array([[0.0, 0, 1]]) * z))(
+        heights
+    )
+    step = eqx.filter_jit(stepper.step)
+    batched, status = eqx.filter_vmap(step)(states)
+    for i, z in enumerate(heights):
+        one, one_status = step(scene.state(position=[[0.0, 0, float(z)]]))
+        np.testing.assert_allclose(
+            batched.position[i], one.position, rtol=1e-12, atol=1e-15
+        )
+        assert int(status.num_steps[i]) == int(one_status.num_steps)
+
+
+def test_bad_input_gets_errors_that_say_what_to_change():
+    scene = C.Scene([C.Sphere(1.0, 0.1)], [C.Plane()], friction=0.5)
+    cases = [
+        (
+            lambda: scene.state(position=[[0.0, 0, 1]], orientation=[[1.0, 0.1, 0, 0]]),
+            "unit quaternions",
+        ),
+        (lambda: C.Sphere(0.0, 0.1), "`mass` must be > 0"),
+        (lambda: C.Sphere(1.0, -0.1), "`radius` must be > 0"),
+        (lambda: C.Box(1.0, [0.1, 0.0, 0.1]), "`size` must be > 0"),
+        (
+            lambda: C.Scene([C.Sphere(1.0, 0.1)], [C.Plane()], friction=-0.1),
+            "`friction` must be >= 0",
+        ),
+        (lambda: C.ContactStepper(scene, 0.0), "`dt` must be a positive"),
+        (lambda: scene.state(position=[[0.0, 0, 1], [0, 0, 2]]), r"shape \(1, 3\)"),
+        (
+            lambda: C.ContactStepper(scene, 0.1).step(
+                scene.state(position=[[0.0, 0, 1]]), jnp.zeros((2, 6))
+            ),
+            r"\(1, 6\)",
+        ),
+        (lambda: scene.state(position=[[0.0, 0, 0.05]]), "inside a plane"),
+        (
+            lambda: C.ContactStepper(
+                C.Scene(
+                    [C.Sphere(jnp.float32(1), jnp.float32(0.1))],
+                    [C.Plane()],
+                    friction=0.5,
+                ),
+                0.1,
+            ),
+            "needs float64",
+        ),
+    ]
+    for make, message in cases:
+        with pytest.raises(ValueError, match=message):
+            make()
+    # Under jit the initial-state checks are runtime errors.
+    bad = C.State(*(jnp.zeros((1, n)) for n in (3, 4, 3, 3)))
+    with pytest.raises(Exception, match="unit quaternions"):
+        _simulate(C.ContactStepper(scene, 0.1), bad, 2)
