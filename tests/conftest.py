@@ -46,6 +46,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 _FILE_ORDER = [
     "tests/test_gradients.py",  # 124
     "tests/test_training.py",  # 111
+    "tests/test_contact.py",  # 85 alone
     "notebooks/operators.ipynb",  # 80
     "tests/test_porous_medium.py",  # 75
     "tests/test_steppers.py",  # 70
