@@ -158,8 +158,8 @@ class ContactStepper(eqx.Module):
 
     **Arguments:**
 
-    - `scene`: a `Scene` in float64 (`jax.config.update("jax_enable_x64", True)`
-        before building it).
+    - `scene`: a `Scene` in float64 (JAX's 64-bit mode on, for example with the
+        environment variable `JAX_ENABLE_X64=1`, before building it).
     - `dt`: the time step `h`, s, > 0.
     - `rtol`: tolerance of the equality rows (impulses, gaps, velocities).
     - `btol`: tolerance of the complementarity products; default the `h³` rule of
@@ -198,8 +198,9 @@ class ContactStepper(eqx.Module):
         if scene.gravity.dtype != jnp.float64:
             raise ValueError(
                 "Contact dynamics needs float64 (its tolerances scale like h³; float32 "
-                "cannot reach them): call jax.config.update('jax_enable_x64', True) "
-                "before building the bodies and the scene."
+                "cannot reach them): turn on JAX's 64-bit mode (environment variable "
+                "JAX_ENABLE_X64=1, or JAX's x64 config flag) before building the "
+                "bodies and the scene."
             )
         dt = jnp.asarray(dt, jnp.float64)
         if dt.shape != () or (
