@@ -56,6 +56,7 @@ _FILE_ORDER = [
     "tests/test_evaluation.py",  # 53
     "tests/test_constraints.py",  # 40
     "notebooks/dcdm.ipynb",  # 40 alone
+    "notebooks/contact.ipynb",  # 43 alone
     "tests/test_package.py",  # 39
     "tests/test_datasets.py",  # 33
     "notebooks/datasets.ipynb",  # 29
