@@ -75,28 +75,27 @@ def _residual(y, args):
     def point_velocity(body, lever):
         return v[body] + jnp.cross(omega_world[body], lever)
 
-    relative = point_velocity(a, contacts.lever_a)
-    other = b >= 0
-    if other.any():
-        relative = relative - jnp.where(
-            other[:, None], point_velocity(np.maximum(b, 0), contacts.lever_b), 0.0
-        )
+    # Body `b` of a sphere–sphere contact feels the opposite of what `a` feels;
+    # plane contacts (b = -1) have no second body.
+    other, b = (b >= 0)[:, None], np.maximum(b, 0)
+    relative = point_velocity(a, contacts.lever_a) - jnp.where(
+        other, point_velocity(b, contacts.lever_b), 0.0
+    )
     tangential = jnp.einsum("pij,pj->pi", contacts.tangent, relative)
     force = contacts.normal * gamma[:, None] + jnp.einsum(
         "pij,pi->pj", contacts.tangent, beta[:, 1:]
     )
+
+    def on_bodies(per_contact_a, per_contact_b):
+        return jax.ops.segment_sum(per_contact_a, a, B) - jax.ops.segment_sum(
+            jnp.where(other, per_contact_b, 0.0), b, B
+        )
+
     # World wrenches on each body, turned into body-frame torques at k+1.
-    forces = jax.ops.segment_sum(force, a, B)
-    torques = jax.ops.segment_sum(jnp.cross(contacts.lever_a, force), a, B)
-    if other.any():
-        forces = forces - jax.ops.segment_sum(
-            jnp.where(other[:, None], force, 0.0), np.maximum(b, 0), B
-        )
-        torques = torques - jax.ops.segment_sum(
-            jnp.where(other[:, None], jnp.cross(contacts.lever_b, force), 0.0),
-            np.maximum(b, 0),
-            B,
-        )
+    forces = on_bodies(force, force)
+    torques = on_bodies(
+        jnp.cross(contacts.lever_a, force), jnp.cross(contacts.lever_b, force)
+    )
     torques = jnp.einsum("bji,bj->bi", rotations, torques)
     masses, inertias = scene.masses(), scene.inertias()
     translation = (
