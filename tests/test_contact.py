@@ -473,9 +473,9 @@ def test_hard_cases_stay_finite_and_report_their_status():
     assert all(
         bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(states)
     )
-    assert float(status.converged.mean()) >= 0 and jnp.all(
-        jnp.isfinite(status.residual_norm)
-    )
+    # A status flag per step, and finite residuals whether or not it converged.
+    assert status.converged.dtype == jnp.bool_ and status.converged.shape == (30,)
+    assert jnp.all(jnp.isfinite(status.residual_norm))
 
 
 def test_vmap_over_initial_states_equals_a_loop():

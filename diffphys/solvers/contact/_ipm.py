@@ -176,12 +176,12 @@ class InteriorPoint(AbstractRootFinder):
         eq = self.num_equalities
 
         def cond_fun(carry):
-            _, r, c, _ = carry
+            _, _, r, c, _ = carry
             return ~((r < self.rtol) & (c < self.btol)) & jnp.isfinite(r + c)
 
+        # The residual at the accepted iterate comes from its line search.
         def body_fun(carry):
-            y, r, c, step = carry
-            f = fn(y, args)
+            y, f, r, c, step = carry
             lu = jsl.lu_factor(self._jacobian(fn, y, args))
             affine = jsl.lu_solve(lu, -f)
             alpha = self._step_length(y, affine, 0.95, 0.95)
@@ -199,11 +199,11 @@ class InteriorPoint(AbstractRootFinder):
 
             def trial(alpha):
                 y_new = y + alpha * dy
-                r_new, c_new = self._violations(fn(y_new, args))
-                return y_new, r_new, c_new
+                f_new = fn(y_new, args)
+                return (y_new, f_new, *self._violations(f_new))
 
             def search_cond(carry):
-                _, (_, r_new, c_new), j = carry
+                _, (_, _, r_new, c_new), j = carry
                 worse = ((r_new > r) & (c_new > c)) | ~jnp.isfinite(r_new + c_new)
                 return worse & (j < 10)
 
@@ -211,16 +211,16 @@ class InteriorPoint(AbstractRootFinder):
                 alpha, _, j = carry
                 return alpha / 2, trial(alpha / 2), j + 1
 
-            _, (y, r, c), _ = jax.lax.while_loop(
+            _, (y, f, r, c), _ = jax.lax.while_loop(
                 search_cond, search_body, (alpha, trial(alpha), 0)
             )
-            return y, r, c, step + 1
+            return y, f, r, c, step + 1
 
-        r0, c0 = self._violations(fn(y0, args))
-        y, r, c, steps = while_loop(
+        f0 = fn(y0, args)
+        y, _, r, c, steps = while_loop(
             cond_fun,
             body_fun,
-            (y0, r0, c0, jnp.array(0)),
+            (y0, f0, *self._violations(f0), jnp.array(0)),
             max_steps=self.max_steps,
             kind=kind,
         )
@@ -236,36 +236,35 @@ class InteriorPoint(AbstractRootFinder):
             return jnp.max(jnp.abs(f))
 
         def cond_fun(carry):
-            _, f_norm, _ = carry
-            return (f_norm >= self.rtol) & jnp.isfinite(f_norm)
+            _, f, _ = carry
+            return (norm(f) >= self.rtol) & jnp.isfinite(norm(f))
 
         def body_fun(carry):
-            y, f_norm, step = carry
-            f = residual(y)
+            y, f, step = carry
             dy = jnp.linalg.solve(self._jacobian(fn, y, args), -f)
             alpha = self._step_length(y, dy, 0.95, 0.95)
 
             def search_cond(carry):
-                _, trial_norm, j = carry
-                return ~(trial_norm < f_norm) & (j < 10)
+                _, f_trial, j = carry
+                return ~(norm(f_trial) < norm(f)) & (j < 10)
 
             def search_body(carry):
                 alpha, _, j = carry
-                return alpha / 2, norm(residual(y + alpha / 2 * dy)), j + 1
+                return alpha / 2, residual(y + alpha / 2 * dy), j + 1
 
-            alpha, trial_norm, _ = jax.lax.while_loop(
-                search_cond, search_body, (alpha, norm(residual(y + alpha * dy)), 0)
+            alpha, f_trial, _ = jax.lax.while_loop(
+                search_cond, search_body, (alpha, residual(y + alpha * dy), 0)
             )
-            return y + alpha * dy, trial_norm, step + 1
+            return y + alpha * dy, f_trial, step + 1
 
-        y, f_norm, steps = while_loop(
+        y, f, steps = while_loop(
             cond_fun,
             body_fun,
-            (y0, norm(residual(y0)), jnp.array(0)),
+            (y0, residual(y0), jnp.array(0)),
             max_steps=self.max_steps,
             kind=kind,
         )
-        r, c = self._violations(residual(y))
+        r, c = self._violations(f)
         return y, self._result(r, c, self.rtol), self._stats(steps, r, c)
 
     def _result(self, r, c, ctol):
