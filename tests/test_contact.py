@@ -2,6 +2,8 @@
 tolerances, sphere-sphere impacts, gradients against finite differences (smooth
 regimes and the relaxed model), vmap and jit, and the errors of bad input."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -537,3 +539,172 @@ def test_bad_input_gets_errors_that_say_what_to_change():
     bad = C.State(*(jnp.zeros((1, n)) for n in (3, 4, 3, 3)))
     with pytest.raises(Exception, match="unit quaternions"):
         _simulate(C.ContactStepper(scene, 0.1), bad, 2)
+
+
+def test_rotation_matrix_round_trip():
+    # Shepperd's rule for every branch: w, x, y or z the largest component.
+    rng = np.random.default_rng(1)
+    q = rng.normal(size=(64, 4))
+    q[:4] = np.eye(4) + 0.01
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    back = jax.vmap(lambda p: quat.from_rotation_matrix(quat.rotation_matrix(p)))(
+        jnp.asarray(q)
+    )
+    np.testing.assert_allclose(back, q * np.sign(q[:, :1]), atol=1e-14)
+
+
+# Four spheres (r = 0.1 m, 1 kg, μ = 12/23) in a 1 m box: a state on which
+# Mehrotra's iterations cycle for all their 50 steps (docs/design-decisions.md,
+# "Stalls with many contacts"); reached by 68 steps from a random start.
+_STALL = {
+    "position": [
+        [0.1724430747957495, 0.10002611917325266, 0.10000000000011768],
+        [0.3013271941946695, 0.8999999145588868, 0.10000000000013956],
+        [0.7843445789000393, 0.8602002574120399, 0.1000000000001166],
+        [0.10000132257128788, 0.8999557867441725, 0.1183772386449628],
+    ],
+    "orientation": [
+        [
+            0.41101388630184776,
+            0.5626510490900145,
+            0.5736019890484987,
+            -0.43066476566416184,
+        ],
+        [
+            0.7622178958044906,
+            -0.24286020252342308,
+            0.11274392365729376,
+            0.5893484614589369,
+        ],
+        [
+            0.45189645614574275,
+            0.8625442010801424,
+            -0.1473321581597773,
+            -0.1734944646895795,
+        ],
+        [
+            0.44055959944112294,
+            -0.10055726361838635,
+            -0.8191494414928921,
+            0.35325581180745835,
+        ],
+    ],
+    "velocity": [
+        [0.171508472382613, 0.00010764650986263926, -1.600642282724619e-11],
+        [0.2576489825637057, -8.544084999323293e-06, -1.4222345388319805e-11],
+        [-0.09659687962703906, -0.17007183703901432, -1.5286261398534543e-11],
+        [3.5785881867978616e-05, -0.0006969880288801861, -1.1751060991827433],
+    ],
+    "angular_velocity": [
+        [2.139800308915101, 0.04600206022060913, -1.1411682286607345],
+        [0.9933439051784615, -0.12880111126116447, 3.503324407329351],
+        [2.1335818608328956, -0.6965934736894049, 0.6465773108737936],
+        [-3.494348791530673, -5.496636648392048, 4.102334392833906],
+    ],
+}
+
+
+def test_path_following_rescues_a_cycling_mehrotra_solve():
+    from diffphys.datasets._contact import box_scene
+    from diffphys.solvers.contact._stepper import _residual
+
+    scene = box_scene(4, 1.0, friction=12 / 23, radius=0.1)
+    stepper = C.ContactStepper(scene, 0.01)
+    state = scene.state(**_STALL)
+    args, y0 = stepper._prepare(state, None)
+    alone = dataclasses.replace(stepper.solver(), fallback_steps=0)
+    sol = eqx.filter_jit(
+        lambda y: dp.implicit.root_find(_residual, y, args, alone, throw=False)
+    )(y0)
+    assert sol.result != dp.RESULTS.successful
+    nxt, status = eqx.filter_jit(stepper.step)(state)
+    assert bool(status.converged)
+    assert int(status.num_steps) > stepper.max_steps  # the fallback did it
+    assert float(status.residual_norm) < stepper.rtol
+    assert float(status.complementarity) < float(stepper.btol)
+    gaps = scene.contacts(nxt.position, nxt.orientation).gap
+    assert float(jnp.min(gaps)) > -1e-9
+
+
+def test_refinement_halves_a_failed_step():
+    # One Mehrotra iteration and no fallback cannot land a sphere on the floor:
+    # `refine=1` then takes the two steps at dt / 2, which fail as well.
+    scene = C.Scene([C.Sphere(1.0, 0.1)], [C.Plane()], friction=0.5)
+    state = scene.state(position=[[0.0, 0, 0.1 + 1e-3]], velocity=[[0.5, 0, -1]])
+    stepper = C.ContactStepper(scene, 0.02, max_steps=1)
+    states, status = _simulate_refined(stepper, state)
+    assert not bool(status.converged[0]) and int(status.refinements[0]) == 1
+    half = stepper.halved()
+    assert float(half.btol) == pytest.approx(float(stepper.btol) / 8)
+
+    @eqx.filter_jit
+    def by_hand(state):
+        mid, first = half.step(state)
+        end, second = half.step(mid)
+        return end, stepper.step(state)[
+            1
+        ].num_steps + first.num_steps + second.num_steps
+
+    end, num_steps = by_hand(state)
+    np.testing.assert_allclose(states.position[1], end.position, rtol=1e-14)
+    assert int(status.num_steps[0]) == int(num_steps)
+    # A step that converges at dt is not refined.
+    easy, easy_status = _simulate_refined(C.ContactStepper(scene, 0.02), state)
+    assert bool(easy_status.converged[0]) and int(easy_status.refinements[0]) == 0
+
+
+@eqx.filter_jit
+def _simulate_refined(stepper, state):
+    return C.simulate(stepper, state, 1, refine=1)
+
+
+def test_contact_spheres_dataset(tmp_path):
+    # `diffphys generate contact-spheres`, tiny: the stored frames are what
+    # `simulate` gives from the stored initial state, and the files follow our
+    # per-body extension of The Well's schema.
+    from diffphys.datasets._contact import box_scene
+
+    with pytest.raises(ValueError, match="float64 only"):
+        dp.datasets.make_config("contact-spheres", precision="float32")
+    with pytest.raises(ValueError, match="body count"):
+        dp.datasets.make_config("contact-spheres", num_points=65)
+    config = dp.datasets.make_config(
+        "contact-spheres", num_samples=2, num_points=2, num_steps=3, split="1,0,0"
+    )
+    assert config.precision == "float64" and config.dt == 0.01
+    out = dp.datasets.generate(config, tmp_path / "spheres")
+    shard = out / config.shards()[0].path
+    with dp.datasets.check_file(shard) as f:
+        assert f.attrs["grid_type"] == "entities"
+        assert list(f["dimensions"].attrs["entity_dims"]) == ["body"]
+        position = f["t1_fields/position"][...]
+        rotation = f["t2_fields/orientation"][...]
+        velocity = f["t1_fields/velocity"][...]
+        spin = f["t1_fields/angular_velocity"][...]
+        friction = f["scalars/friction"][...]
+    assert position.shape == (2, 4, 2, 3) and rotation.shape == (2, 4, 2, 3, 3)
+    assert 0.1 <= friction.min() and friction.max() <= 0.5
+    np.testing.assert_allclose(
+        rotation @ np.swapaxes(rotation, -1, -2),
+        np.broadcast_to(np.eye(3), rotation.shape),
+        atol=1e-13,
+    )
+    scene = box_scene(2, 1.0, friction=float(friction[1]), radius=0.1)
+    state = scene.state(position=position[1, 0], velocity=velocity[1, 0])
+    states, status = _simulate(C.ContactStepper(scene, config.dt), state, 3)
+    assert bool(jnp.all(status.converged))
+    R = jax.vmap(jax.vmap(quat.rotation_matrix))(states.orientation)
+    np.testing.assert_allclose(position[1], states.position, atol=1e-12)
+    np.testing.assert_allclose(velocity[1], states.velocity, atol=1e-12)
+    np.testing.assert_allclose(rotation[1], R, atol=1e-12)
+    world = jnp.einsum("tkij,tkj->tki", R, states.angular_velocity)
+    np.testing.assert_allclose(spin[1], world, atol=1e-10)
+    windows = dp.datasets.open(out, n_input=1, n_output=2)
+    item = windows[0]
+    assert item["input_fields"].shape == (1, 18, 2)
+    np.testing.assert_array_equal(
+        item["output_fields"][:, 3:12],
+        rotation[0, 1:3].reshape(2, 2, 9).transpose(0, 2, 1),
+    )
+    with pytest.raises(ValueError, match="per-body data"):
+        dp.datasets.export_pdebench(out, tmp_path / "x.hdf5")

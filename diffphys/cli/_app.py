@@ -170,7 +170,11 @@ def generate(
         int | None, typer.Option(help="Trajectories in all splits. [scenario default]")
     ] = None,
     num_points: Annotated[
-        int | None, typer.Option(help="Grid points per axis. [scenario default]")
+        int | None,
+        typer.Option(
+            help="Grid points per axis (bodies, for per-body scenarios). "
+            "[scenario default]"
+        ),
     ] = None,
     num_steps: Annotated[
         int | None,
@@ -201,7 +205,11 @@ def generate(
         ),
     ] = None,
     precision: Annotated[
-        str, typer.Option(help="float32 or float64, for computing and storing.")
+        str | None,
+        typer.Option(
+            help="float32 or float64, for computing and storing; default the "
+            "scenario's (float32; float64 for contact-spheres)."
+        ),
     ] = _default(_MAKE_CONFIG, "precision"),
     source: Annotated[
         str,

@@ -6,6 +6,7 @@ Use it as `dp.datasets`; this package is nested on purpose, so it never shadows 
 HuggingFace `datasets` package.
 """
 
+from . import _contact  # noqa: F401 (registers contact-spheres)
 from ._config import (
     GenerationConfig as GenerationConfig,
     make_config as make_config,

@@ -3,6 +3,7 @@ batches sized to memory, and shards written under temporary names."""
 
 import functools
 import json
+import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -53,16 +54,14 @@ def batch_function(config: GenerationConfig) -> Callable:
         params["_finite"] = jnp.all(jnp.isfinite(traj))
         fields, moments = {}, {}
         for field in sc.fields:
-            data = traj[:, jnp.asarray(field.channels)]
-            if field.tensor_order == 0:
-                data = data[:, 0]
-            else:
-                data = jnp.moveaxis(data, 1, -1)
+            data = sc.to_field(field, traj[:, jnp.asarray(field.channels)])
             fields[field.name] = data
             moments[field.name] = _stats.moments(data, field.tensor_order)
         return fields, params, moments
 
-    return jax.jit(jax.vmap(one))
+    if sc.vectorise:
+        return jax.jit(jax.vmap(one))
+    return jax.jit(lambda indices: jax.lax.map(one, indices))
 
 
 def batch_size(config: GenerationConfig) -> int:
@@ -72,7 +71,7 @@ def batch_size(config: GenerationConfig) -> int:
     sc = config.scenario_obj
     itemsize = 8 if config.precision == "float64" else 4
     per_trajectory = 2 * config.num_frames * sc.num_channels * itemsize
-    per_trajectory *= config.num_points**sc.num_spatial_dims
+    per_trajectory *= math.prod(sc.space_shape(config.num_points))
     return max(1, min(config.shard_size, memory_budget() // per_trajectory))
 
 
@@ -113,9 +112,10 @@ def compute_batches(config: GenerationConfig, start: int, stop: int) -> Iterable
             bad = int(np.argmin(finite))
             drawn = {k: float(v[bad]) for k, v in params.items()}
             raise ValueError(
-                f"Trajectory {first + bad} blew up (NaN or inf) with parameters "
-                f"{drawn} at dt = {config.dt:.4g}; lower `dt` (raise `save_every`) "
-                "or narrow the `params` ranges. Complete shards are kept."
+                f"Trajectory {first + bad} blew up or its solver failed (NaN or inf) "
+                f"with parameters {drawn} at dt = {config.dt:.4g}; lower `dt` (raise "
+                "`save_every`) or narrow the `params` ranges. Complete shards are "
+                "kept."
             )
         yield first - start, fields, params, moments
 
@@ -132,7 +132,7 @@ def write_shard(
     sc = config.scenario_obj
     tmp = out / STATE / "tmp" / f"{shard.split}-{shard.filename}"
     tmp.unlink(missing_ok=True)
-    space = config.num_points**sc.num_spatial_dims
+    space = math.prod(sc.space_shape(config.num_points))
     stats = {f.name: _stats.RunningStats(config.num_frames, space) for f in sc.fields}
     dtype = np.dtype(config.precision)
     with config.numerics(), create_shard_file(tmp, config, shard, dtype=dtype) as f:

@@ -62,8 +62,6 @@ class GenerationConfig(eqx.Module):
         for name in ("num_samples", "num_points", "num_steps", "save_every"):
             _positive_int(name, getattr(self, name))
         _positive_int("shard_size", self.shard_size)
-        if self.num_points < 8:
-            raise ValueError(f"`num_points` must be >= 8, got {self.num_points}.")
         dt = self.dt
         if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
             raise ValueError(f"`dt` must be a positive number, got {dt!r}.")
@@ -216,7 +214,7 @@ def make_config(
     split="0.8,0.1,0.1",
     shard_size: int | None = None,
     params=None,
-    precision: str = "float32",
+    precision: str | None = None,
     source: str = "solver",
 ) -> GenerationConfig:
     """A checked `GenerationConfig` with the scenario's defaults for what is `None`.
@@ -229,8 +227,17 @@ def make_config(
 
     `source`: `"solver"` (run the scenario's solver) or `"exact"` (evaluate its
     analytic solution at the frame times; dt then only names the frame spacing).
+
+    `precision`: `"float32"` or `"float64"`; default the scenario's first (float32,
+    or float64 where the solver needs it).
     """
     sc = get_scenario(scenario)
+    precision = sc.precisions[0] if precision is None else precision
+    if precision in PRECISIONS and precision not in sc.precisions:
+        raise ValueError(
+            f"Scenario {sc.name!r} computes in {', '.join(sc.precisions)} only, "
+            f"not {precision}; leave `precision` out."
+        )
     if source == "exact" and sc.exact is None:
         with_exact = sorted(n for n, s in list_scenarios().items() if s.exact)
         raise ValueError(
@@ -243,6 +250,13 @@ def make_config(
 
     num_samples = _positive_int("num_samples", default(num_samples, sc.num_samples))
     num_points = _positive_int("num_points", default(num_points, sc.num_points))
+    low, high = sc.num_points_range
+    if not low <= num_points <= high:
+        what = f"the {sc.entities} count" if sc.entities else "grid points per axis"
+        raise ValueError(
+            f"`num_points` ({what}) of scenario {sc.name!r} must be in {low}..{high}, "
+            f"got {num_points}."
+        )
     num_steps = _positive_int("num_steps", default(num_steps, sc.num_steps))
     specs = parse_params(params)
     samplers = {name: sc.sampler(name, specs.get(name)) for name in sc.parameters}
@@ -271,7 +285,7 @@ def make_config(
     if shard_size is None:
         # At most _SHARD_BYTES and 1024 trajectories per file, the train split cut
         # into equal pieces (equal batches, no padded work).
-        frame_bytes = sc.num_channels * num_points**sc.num_spatial_dims * 4
+        frame_bytes = sc.num_channels * math.prod(sc.space_shape(num_points)) * 4
         most = max(1, min(1024, _SHARD_BYTES // (frame_bytes * (num_steps + 1))))
         num_train = round(split[0] * num_samples)
         shard_size = -(-num_train // -(-num_train // most))

@@ -71,6 +71,7 @@ def export_pdebench(
         raise ValueError(f"{out} exists; pass `overwrite=True` to replace it.")
     config, manifest = load_manifest(folder)
     sc = config.scenario_obj
+    sc.require_grid("PDEBench's tensor layout")
     fields = _chosen_fields(sc, field)
     if split is not None:
         split_shards(manifest, split)  # an unknown split name raises, listing them

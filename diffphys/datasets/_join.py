@@ -75,29 +75,27 @@ def join(out: str | os.PathLike, *, verify: bool = True) -> dict:
 def _metadata(config: GenerationConfig) -> dict:
     """The Well's `<name>.yaml` (the fields of its `WellMetadata`)."""
     sc = config.scenario_obj
-    d = sc.num_spatial_dims
     names = {0: [], 1: [], 2: []}
     for f in sc.fields:
-        if f.tensor_order == 0:
-            names[0].append(f.name)
-        else:
-            names[1].extend(f"{f.name}_{axis}" for axis in "xyz"[:d])
+        names[f.tensor_order].extend(sc.channel_names[c] for c in f.channels)
     shards = config.shards()
     return {
         "dataset_name": sc.name,
-        "n_spatial_dims": d,
-        "spatial_resolution": [config.num_points] * d,
+        "n_spatial_dims": sc.num_spatial_dims,
+        "spatial_resolution": list(sc.space_shape(config.num_points)),
         "scalar_names": [],
         "constant_scalar_names": [n for n, _ in config.params],
         "field_names": names,
         "constant_field_names": {0: [], 1: [], 2: []},
         # The Well lists the dataset's distinct types, not one per axis (its
         # periodic 2D `active_matter.yaml`: `[PERIODIC]`).
-        "boundary_condition_types": [sc.boundary.upper()],
+        "boundary_condition_types": [sc.boundary.upper()]
+        if sc.entities is None
+        else [],
         "n_files": len(shards),
         "n_trajectories_per_file": [s.size for s in shards],
         "n_steps_per_trajectory": [config.num_frames] * len(shards),
-        "grid_type": "cartesian",
+        "grid_type": sc.grid_type,
     }
 
 

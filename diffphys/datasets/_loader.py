@@ -95,9 +95,8 @@ class WindowDataset:
         channels = []
         for field in self.config.scenario_obj.fields:
             x = f[f"t{field.tensor_order}_fields/{field.name}"][row, frames]
-            channels.append(
-                x[:, None] if field.tensor_order == 0 else np.moveaxis(x, -1, 1)
-            )
+            x = x.reshape(x.shape[: x.ndim - field.tensor_order] + (-1,))
+            channels.append(np.moveaxis(x, -1, 1))
         x = np.concatenate(channels, axis=1)
         scalars = [
             f["scalars"][n][row] if f["scalars"][n].shape else f["scalars"][n][()]

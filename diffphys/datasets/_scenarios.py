@@ -1,5 +1,6 @@
 import importlib
 import importlib.metadata
+import itertools
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -8,6 +9,7 @@ from types import MappingProxyType
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 
 from ..solvers import (
     cell_centres,
@@ -56,8 +58,9 @@ class Parameter(eqx.Module):
 
 
 class SavedField(eqx.Module):
-    """A field written to disk: `tensor_order` 0 (scalar, one channel) or 1 (vector,
-    one channel per spatial dimension); `channels` are the state's channel indices."""
+    """A field written to disk: `tensor_order` 0 (scalar, one channel), 1 (vector,
+    one channel per spatial dimension `D`) or 2 (tensor, `D²` channels, row-major);
+    `channels` are the state's channel indices."""
 
     name: str = eqx.field(static=True)
     tensor_order: int = eqx.field(static=True)
@@ -84,6 +87,16 @@ class Scenario(eqx.Module):
         running the solver, and without an `initial_condition` the solver starts
         from it at `t = 0`.
 
+    - `entities`: `None` for data on a grid, or the name of an entity axis (`"body"`):
+        then `num_points` counts entities, the state is `(C, num_points)` and the
+        fields are per entity, with `num_spatial_dims`-component vectors
+        (docs/design-decisions.md, "Per-body datasets").
+    - `num_points_range`: the admissible `num_points` (inclusive).
+    - `precisions`: the admissible precisions, the default first.
+    - `vectorise`: compute a batch's trajectories with `vmap` (else one after
+        another, `lax.map`: for solvers whose steps branch, where `vmap` would run
+        every branch).
+
     Grids: periodic domains hold `N` points `origin + i L/N`; others `N` cells of
     `[origin, origin + L]`, the points at the cell centres `origin + (i + ½) L/N`.
     """
@@ -107,6 +120,10 @@ class Scenario(eqx.Module):
     origin: float = eqx.field(static=True, default=0.0)
     exact: Callable | None = eqx.field(static=True, default=None)
     defaults_from: str = eqx.field(static=True, default="")
+    entities: str | None = eqx.field(static=True, default=None)
+    num_points_range: tuple[int, int] = eqx.field(static=True, default=(8, 2**31))
+    precisions: tuple[str, ...] = eqx.field(static=True, default=("float32", "float64"))
+    vectorise: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         if self.initial_condition is None and self.exact is None:
@@ -121,9 +138,44 @@ class Scenario(eqx.Module):
             )
         if self.boundary not in ("periodic", "wall", "open"):
             raise ValueError(f"Unknown boundary type {self.boundary!r}.")
+        for f in self.fields:
+            if len(f.channels) != self.num_spatial_dims**f.tensor_order:
+                raise ValueError(
+                    f"Scenario {self.name!r}: field {f.name!r} of tensor order "
+                    f"{f.tensor_order} needs {self.num_spatial_dims**f.tensor_order} "
+                    f"channels, got {len(f.channels)}."
+                )
+
+    @property
+    def grid_type(self) -> str:
+        """The files' `@grid_type`: The Well's `cartesian`, or `entities` (ours)."""
+        return "cartesian" if self.entities is None else "entities"
+
+    def space_shape(self, num_points: int) -> tuple[int, ...]:
+        """The shape of one frame of a scalar field: the grid, or the entity axis."""
+        if self.entities is not None:
+            return (num_points,)
+        return (num_points,) * self.num_spatial_dims
+
+    def require_grid(self, action: str) -> None:
+        """Refuse `action` (for example "FNO training") on per-entity data."""
+        if self.entities is not None:
+            raise ValueError(
+                f"Scenario {self.name!r} stores per-{self.entities} data (an "
+                f"entity axis, no grid); {action} needs data on a grid."
+            )
+
+    def to_field(self, field: SavedField, channels):
+        """`(T, D**k, *space)` channels of `field` → `(T, *space[, D]*k)`."""
+        data = jnp.moveaxis(channels, 1, -1)
+        d = self.num_spatial_dims
+        return data.reshape(data.shape[:-1] + (d,) * field.tensor_order)
 
     def coordinates(self, num_points: int, domain_extent: float | None = None):
-        """The grid points along each axis (NumPy, float64)."""
+        """The grid points along each axis (NumPy, float64); for per-entity data
+        the entity indices."""
+        if self.entities is not None:
+            return np.arange(num_points, dtype=np.float64)
         length = self.domain_extent if domain_extent is None else domain_extent
         periodic = self.boundary == "periodic"
         return self.origin + cell_centres(num_points, length, periodic)
@@ -156,9 +208,13 @@ class Scenario(eqx.Module):
         """One name per state channel, in channel order: a scalar field's name, a
         vector field's components `name_x`, `name_y`, ... (The Well's names)."""
         names = [""] * self.num_channels
+        axes = "xyz"[: self.num_spatial_dims]
         for f in self.fields:
-            for axis, c in zip("xyz", f.channels, strict=False):
-                names[c] = f.name if f.tensor_order == 0 else f"{f.name}_{axis}"
+            suffixes = [
+                "".join(a) for a in itertools.product(axes, repeat=f.tensor_order)
+            ]
+            for suffix, c in zip(suffixes, f.channels, strict=True):
+                names[c] = f"{f.name}_{suffix}" if suffix else f.name
         return names
 
     def summary(self) -> dict:
@@ -179,8 +235,10 @@ class Scenario(eqx.Module):
             "description": self.description,
             "num_spatial_dims": self.num_spatial_dims,
             "fields": {
-                f.name: "vector" if f.tensor_order else "scalar" for f in self.fields
+                f.name: ("scalar", "vector", "tensor")[f.tensor_order]
+                for f in self.fields
             },
+            **({"entities": self.entities} if self.entities else {}),
             "parameters": parameters,
             "defaults": {
                 "domain": [self.origin, self.origin + self.domain_extent],

@@ -72,12 +72,13 @@ def from_record(record):
     return record["count"], np.asarray(record["mean"]), np.asarray(record["m2"])
 
 
-def summarise(triple, tensor_order: int) -> dict[str, float | list[float]]:
-    """`{mean, std, rms}` (population std), scalars for t0, lists for t1 fields."""
+def summarise(triple, tensor_order: int) -> dict[str, float | list]:
+    """`{mean, std, rms}` (population std): scalars for t0 fields, lists for t1,
+    nested lists for t2."""
     n, mean, m2 = triple
     var = np.asarray(m2) / n
     values = {"mean": mean, "std": np.sqrt(var), "rms": np.sqrt(var + mean**2)}
     return {
-        k: (float(v[0]) if tensor_order == 0 else [float(x) for x in v])
+        k: float(v.ravel()[0]) if tensor_order == 0 else np.asarray(v).tolist()
         for k, v in values.items()
     }

@@ -4,7 +4,11 @@ Schema (The Well, `docs/data_format.md`): root attributes `dataset_name`,
 `grid_type`, `n_spatial_dims`, `n_trajectories`, `simulation_parameters` and one
 attribute per parameter; groups `dimensions/` (`time`, one coordinate per axis),
 `boundary_conditions/`, `scalars/`, `t0_fields/`, `t1_fields/`, `t2_fields/`, each
-with the attributes below. Fields are `(n_traj, n_steps, *space[, D])`.
+with the attributes below. Fields are `(n_traj, n_steps, *space[, D[, D]])`.
+
+Per-entity data (ours, `@grid_type = "entities"`): `space` is one entity axis, named
+by `dimensions/@entity_dims` (e.g. `["body"]`) and indexed by `dimensions/body`;
+`@spatial_dims` still names the `D` components of vectors; no boundary conditions.
 """
 
 import h5py
@@ -32,10 +36,11 @@ def create_shard_file(path, config, shard, *, dtype) -> h5py.File:
     empty field and scalar datasets to be filled batch by batch. Returns it open."""
     sc = config.scenario_obj
     d, n, frames = sc.num_spatial_dims, config.num_points, config.num_frames
+    space = sc.space_shape(n)
     f = h5py.File(path, "w", track_order=False)
     params = [name for name, _ in config.params]
     f.attrs["dataset_name"] = sc.name
-    f.attrs["grid_type"] = "cartesian"
+    f.attrs["grid_type"] = sc.grid_type
     f.attrs["n_spatial_dims"] = d
     f.attrs["n_trajectories"] = shard.size
     f.attrs["simulation_parameters"] = params
@@ -54,11 +59,14 @@ def create_shard_file(path, config, shard, *, dtype) -> h5py.File:
     )
     _flags(time, sample=False, time=True)
     coordinate = sc.coordinates(n, config.domain_extent).astype(dtype)
-    for axis in AXES[:d]:
+    axes = AXES[:d] if sc.entities is None else (sc.entities,)
+    if sc.entities is not None:
+        dims.attrs["entity_dims"] = [sc.entities]
+    for axis in axes:
         _flags(dims.create_dataset(axis, data=coordinate), sample=False, time=False)
 
     bcs = f.create_group("boundary_conditions")
-    for axis in AXES[:d]:
+    for axis in AXES[:d] if sc.entities is None else ():
         group = bcs.create_group(f"{axis}_{sc.boundary}")
         group.attrs["associated_dims"] = [axis]
         group.attrs["associated_fields"] = []
@@ -81,11 +89,11 @@ def create_shard_file(path, config, shard, *, dtype) -> h5py.File:
             fld.name for fld in sc.fields if fld.tensor_order == order
         ]
     for fld in sc.fields:
-        shape = (shard.size, frames) + (n,) * d + (d,) * fld.tensor_order
+        shape = (shard.size, frames) + space + (d,) * fld.tensor_order
         data = groups[_FIELD_GROUPS[fld.tensor_order]].create_dataset(
             fld.name, shape, dtype, chunks=(1,) + shape[1:], track_times=False
         )
-        data.attrs["dim_varying"] = [True] * d
+        data.attrs["dim_varying"] = [True] * len(space)
         _flags(data, sample=True, time=True)
     return f
 
@@ -155,6 +163,11 @@ def _check_open_file(f: h5py.File) -> None:
     times = dims["time"][...]
     _require(np.all(np.isfinite(times)), "dimensions/time holds NaN or inf")
     _require(np.all(np.diff(times) > 0), "dimensions/time is not increasing")
+    grid = str(f.attrs["grid_type"])
+    _require(grid in ("cartesian", "entities"), f"unknown @grid_type {grid!r}")
+    if grid == "entities":
+        _require("entity_dims" in dims.attrs, "dimensions/ lacks @entity_dims")
+        axes = str_list(dims.attrs["entity_dims"])
     resolution = []
     for axis in axes:
         _require(axis in dims, f"no coordinate dataset dimensions/{axis}")

@@ -19,6 +19,7 @@ def build_model(train: TrainConfig, data: GenerationConfig, *, tau: float, key=N
     """The trainable operator a run starts from (or the skeleton a checkpoint is
     read into): network, `Residual` wrapper, `JAWS` wrapper."""
     sc = data.scenario_obj
+    sc.require_grid(f"the grid operator {train.model!r}")
     d, c = sc.num_spatial_dims, sc.num_channels
     if data.num_points < 2 * train.modes:
         raise ValueError(

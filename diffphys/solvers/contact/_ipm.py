@@ -72,7 +72,14 @@ class InteriorPoint(AbstractRootFinder):
         orthants, `0.95` in the cones) and up to 10 halvings until the equality
         violation `r = ‖equalities‖∞` and the complementarity `c = max ‖a b‖∞,
         ‖u ∘ w‖∞` do not both grow;
-    - stop when `r < rtol` and `c < btol`.
+    - where the corrected step is shorter than `jam` (next to a cone's boundary),
+        a pure centring step (`κ = ν`) instead (ours, not Dojo's);
+    - stop when `r < rtol` and `c < btol`;
+    - if that fails within `max_steps`, path following from the cold start
+        (`_follow`, at most `fallback_steps` iterations; ours): with friction the
+        problem is not monotone and Mehrotra's steps can cycle, measured in
+        docs/design-decisions.md. Under `vmap` it runs only while some member of
+        the batch needs it.
 
     With `kappa` set it instead solves `F(y) = κ ê` for that fixed `κ` by Newton's
     method from `y0` (which must be interior), with the same step rules, until
@@ -89,6 +96,8 @@ class InteriorPoint(AbstractRootFinder):
     - `num_free`, `num_orthant`, `num_soc`: the layout above (static).
     - `rtol`, `btol`: tolerances of the equality rows and of the products.
     - `max_steps`: iterations at most (static); default 50, Dojo's.
+    - `jam`: the step length below which a corrected step gives way to centring.
+    - `fallback_steps`: iterations of the path-following fallback (static; 0: none).
     - `kappa`: `None` (Mehrotra to `κ -> 0`) or the fixed relaxation.
     """
 
@@ -99,6 +108,9 @@ class InteriorPoint(AbstractRootFinder):
     btol: float | Array = 1e-10
     max_steps: int = eqx.field(default=50, static=True)
     kappa: float | None = None
+    jam: float = 0.1
+    fallback_steps: int = eqx.field(default=0, static=True)
+    # The implicit adjoint's solver (the iterations factor the Jacobian themselves).
     linear_solver: lx.AbstractLinearSolver = lx.LU()
 
     @property
@@ -196,6 +208,13 @@ class InteriorPoint(AbstractRootFinder):
             dy = jsl.lu_solve(lu, -(f - kappa * e) - second)
             tau = jnp.maximum(0.95, 1 - jnp.maximum(r, c) ** 2)
             alpha = self._step_length(y, dy, tau, jnp.minimum(tau, 0.95))
+            # A jammed corrected step (next to a cone's boundary, measured in
+            # docs/design-decisions.md) gives way to a pure centring step.
+            centring = jsl.lu_solve(lu, -(f - nu * e))
+            alpha_centring = self._step_length(y, centring, tau, jnp.minimum(tau, 0.95))
+            jammed = alpha < self.jam
+            dy = jnp.where(jammed, centring, dy)
+            alpha = jnp.where(jammed, alpha_centring, alpha)
 
             def trial(alpha):
                 y_new = y + alpha * dy
@@ -217,14 +236,71 @@ class InteriorPoint(AbstractRootFinder):
             return y, f, r, c, step + 1
 
         f0 = fn(y0, args)
-        y, _, r, c, steps = while_loop(
+        y, f, r, c, steps = while_loop(
             cond_fun,
             body_fun,
             (y0, f0, *self._violations(f0), jnp.array(0)),
             max_steps=self.max_steps,
             kind=kind,
         )
+        if self.fallback_steps:
+            y_follow, r_follow, c_follow, steps_follow = self._follow(
+                fn, y0, args, kind, done=(r < self.rtol) & (c < self.btol)
+            )
+            failed = ~((r < self.rtol) & (c < self.btol))
+            y = jnp.where(failed, y_follow, y)
+            r, c = jnp.where(failed, r_follow, r), jnp.where(failed, c_follow, c)
+            steps = steps + steps_follow
         return y, self._result(r, c, self.btol), self._stats(steps, r, c)
+
+    def _follow(self, fn, y0, args, kind, done):
+        """Short-step path following from the cold start `y0`: Newton on `F(y) =
+        κ ê` with a line search on `‖F - κ ê‖₂`, `κ` cut tenfold (from 0.1 down to
+        `btol / 10`) whenever `‖F - κ ê‖∞ < κ / 10`; until `r < rtol`, `c < btol`.
+        The fallback where Mehrotra's method cycles (the relaxed problem is not
+        monotone with friction); a while loop that does nothing where `done`."""
+        e = self.identity(y0.dtype)
+        floor = self.btol / 10
+
+        def cond_fun(carry):
+            _, f, _, _ = carry
+            r, c = self._violations(f)
+            return ~done & ~((r < self.rtol) & (c < self.btol)) & jnp.isfinite(r + c)
+
+        def body_fun(carry):
+            y, f, kappa, step = carry
+            target = f - kappa * e
+            dy = jsl.solve(self._jacobian(fn, y, args), -target)
+            alpha = self._step_length(y, dy, 0.95, 0.95)
+            merit = jnp.sum(target**2)
+
+            def trial(alpha):
+                f_new = fn(y + alpha * dy, args)
+                return f_new, jnp.sum((f_new - kappa * e) ** 2)
+
+            def search_cond(carry):
+                _, (_, merit_new), j = carry
+                return ~(merit_new < merit) & (j < 10)
+
+            def search_body(carry):
+                alpha, _, j = carry
+                return alpha / 2, trial(alpha / 2), j + 1
+
+            alpha, (f, _), _ = jax.lax.while_loop(
+                search_cond, search_body, (alpha, trial(alpha), 0)
+            )
+            near = jnp.max(jnp.abs(f - kappa * e)) < kappa / 10
+            kappa = jnp.where(near, jnp.maximum(kappa / 10, floor), kappa)
+            return y + alpha * dy, f, kappa, step + 1
+
+        y, f, _, steps = while_loop(
+            cond_fun,
+            body_fun,
+            (y0, fn(y0, args), jnp.asarray(0.1, y0.dtype), jnp.array(0)),
+            max_steps=self.fallback_steps,
+            kind=kind,
+        )
+        return y, *self._violations(f), steps
 
     def _relax(self, fn, y0, args, kind):
         e = self.identity(y0.dtype)

@@ -44,3 +44,28 @@ def from_axis_angle(axis, angle) -> Float[Array, "4"]:
     axis = jnp.asarray(axis, float)
     axis = axis / jnp.linalg.norm(axis)
     return jnp.concatenate([jnp.cos(angle / 2)[None], jnp.sin(angle / 2) * axis])
+
+
+def from_rotation_matrix(r: Float[Array, "3 3"]) -> Float[Array, "4"]:
+    """The unit quaternion of the rotation matrix `r` (with `w >= 0`), by
+    Shepperd's rule: of the four formulas, the one whose divisor is largest."""
+    trace = jnp.trace(r)
+    d = jnp.diagonal(r)
+    # Four times the squares of w, x, y, z.
+    squares = jnp.stack(
+        [1 + trace, 1 + 2 * d[0] - trace, 1 + 2 * d[1] - trace, 1 + 2 * d[2] - trace]
+    )
+    i = jnp.argmax(squares)
+    s = 2 * jnp.sqrt(jnp.maximum(squares[i], 1e-300))
+    a = jnp.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    b = jnp.array([r[0, 1] + r[1, 0], r[0, 2] + r[2, 0], r[1, 2] + r[2, 1]])
+    candidates = jnp.stack(
+        [
+            jnp.array([s * s / 4, a[0], a[1], a[2]]),
+            jnp.array([a[0], s * s / 4, b[0], b[1]]),
+            jnp.array([a[1], b[0], s * s / 4, b[2]]),
+            jnp.array([a[2], b[1], b[2], s * s / 4]),
+        ]
+    )
+    q = candidates[i] / s
+    return q * jnp.where(q[0] < 0, -1.0, 1.0)

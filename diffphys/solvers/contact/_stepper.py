@@ -22,12 +22,18 @@ class Status(eqx.Module):
     - `num_steps`: interior-point iterations.
     - `residual_norm`: `‖equality rows‖∞` at the end (impulses, gaps, velocities).
     - `complementarity`: `max ‖γ s‖∞, ‖β ∘ η‖∞` at the end.
+    - `refinements`: how many times `simulate(..., refine=...)` halved the step
+        to reach convergence (0: the step converged at `dt`).
+
+    A refined step sums `num_steps` over its sub-steps and keeps the largest
+    residuals.
     """
 
     converged: Bool[Array, ""]
     num_steps: Int[Array, ""]
     residual_norm: Float[Array, ""]
     complementarity: Float[Array, ""]
+    refinements: Int[Array, ""]
 
 
 def _split(y, num_bodies, num_contacts):
@@ -165,7 +171,8 @@ class ContactStepper(eqx.Module):
         the fact sheet's §9.2, `1e-4 · m_min |g|² h³` (with `|g| = 1` in zero
         gravity), which keeps the resting-gap jitter's velocity small.
     - `kappa_grad`: `None` or the relaxation of the gradients (above).
-    - `max_steps`: interior-point iterations at most (static).
+    - `max_steps`: Mehrotra iterations at most (static); the path-following
+        fallback gets four times as many.
 
     `stepper(state, control=None)` returns the next `State` and raises if the solve
     failed; `stepper.step(state, control)` returns `(State, Status)` and never
@@ -179,6 +186,7 @@ class ContactStepper(eqx.Module):
     btol: float | Array
     kappa_grad: float | None
     max_steps: int = eqx.field(static=True)
+    btol_rule: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -206,6 +214,7 @@ class ContactStepper(eqx.Module):
             not isinstance(dt, jax.core.Tracer) and not float(dt) > 0
         ):
             raise ValueError(f"`dt` must be a positive number of seconds, got {dt}.")
+        self.btol_rule = btol is None
         if btol is None:
             # Traceable: steppers are built inside jitted and differentiated code.
             g = jnp.linalg.norm(scene.gravity)
@@ -226,9 +235,21 @@ class ContactStepper(eqx.Module):
         self.kappa_grad = kappa_grad
         self.max_steps = max_steps
 
+    def halved(self) -> "ContactStepper":
+        """The same stepper at `dt / 2` (the default `btol` follows its `h³` rule)."""
+        return ContactStepper(
+            self.scene,
+            self.dt / 2,
+            rtol=self.rtol,
+            btol=None if self.btol_rule else self.btol,
+            kappa_grad=self.kappa_grad,
+            max_steps=self.max_steps,
+        )
+
     def solver(self, kappa: float | None = None) -> InteriorPoint:
-        """The step's `InteriorPoint`; with `kappa`, the relaxation's (Newton to
-        `‖r(w; κ)‖∞ < 1e-13`, at most 30 iterations)."""
+        """The step's `InteriorPoint` (with `4 max_steps` iterations of path
+        following where Mehrotra's method fails); with `kappa`, the relaxation's
+        (Newton to `‖r(w; κ)‖∞ < 1e-13`, at most 30 iterations)."""
         P = self.scene.num_contacts
         return InteriorPoint(
             6 * self.scene.num_bodies,
@@ -238,6 +259,7 @@ class ContactStepper(eqx.Module):
             btol=self.btol,
             max_steps=self.max_steps if kappa is None else 30,
             kappa=kappa,
+            fallback_steps=4 * self.max_steps if kappa is None else 0,
         )
 
     def _prepare(self, state, control):
@@ -275,6 +297,7 @@ class ContactStepper(eqx.Module):
             sol.stats["num_steps"],
             sol.stats["residual_norm"],
             sol.stats["complementarity"],
+            jnp.array(0),
         )
         return _advance(state, v, omega, self.dt), status
 
@@ -319,6 +342,34 @@ class ContactStepper(eqx.Module):
         return eqx.tree_at(lambda s: s.position, nxt, position)
 
 
+def _refining(stepper: ContactStepper, depth: int):
+    """`stepper.step`, redone as two steps at `dt / 2` (each refined again, `depth`
+    levels at most) where it does not converge."""
+    if depth == 0:
+        return stepper.step
+    half = _refining(stepper.halved(), depth - 1)
+
+    def step(state, control):
+        nxt, status = stepper.step(state, control)
+
+        def refine(state):
+            def body(state, _):
+                return half(state, control)
+
+            nxt, sub = jax.lax.scan(body, state, length=2)
+            return nxt, Status(
+                jnp.all(sub.converged),
+                jnp.sum(sub.num_steps) + status.num_steps,
+                jnp.max(sub.residual_norm),
+                jnp.max(sub.complementarity),
+                jnp.max(sub.refinements) + 1,
+            )
+
+        return jax.lax.cond(status.converged, lambda _: (nxt, status), refine, state)
+
+    return step
+
+
 def simulate(
     stepper: ContactStepper,
     state0: State,
@@ -326,6 +377,7 @@ def simulate(
     controls=None,
     *,
     include_init: bool = True,
+    refine: int = 0,
 ) -> tuple[State, Status]:
     """Roll a `ContactStepper` out for `num_steps` steps in one `lax.scan`.
 
@@ -336,6 +388,13 @@ def simulate(
     - `num_steps`: steps (static).
     - `controls`: `None` or `(num_steps, B, 6)` forces and torques per step.
     - `include_init`: put `state0` first (`num_steps + 1` states).
+    - `refine`: where a step does not converge, redo it as two steps of `dt / 2`
+        (with the same control), and so on, at most `refine` halvings deep
+        (static; `status.refinements` says how deep each step went). The
+        interior point can stall next to a friction cone's boundary with many
+        contacts (docs/design-decisions.md); a smaller step moves it off. Under
+        `vmap` every level runs for every trajectory (`lax.cond` becomes a
+        select), so batch with `refine=0` and redo the trajectories that failed.
 
     **Returns:**
 
@@ -357,10 +416,13 @@ def simulate(
         raise ValueError(
             f"`controls` must have shape ({num_steps}, {B}, 6), got {controls.shape}."
         )
+    if refine < 0:
+        raise ValueError(f"`refine` must be >= 0, got {refine}.")
     state0 = check_state(stepper.scene, state0)
+    step = _refining(stepper, refine)
 
     def body(state, control):
-        nxt, status = stepper.step(state, control)
+        nxt, status = step(state, control)
         return nxt, (nxt, status)
 
     _, (states, status) = jax.lax.scan(body, state0, controls)
