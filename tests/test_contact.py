@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import run_cli
 
 import diffphys as dp
 from diffphys.solvers.contact import _quaternion as quat
@@ -627,14 +628,15 @@ def test_path_following_rescues_a_cycling_mehrotra_solve():
 
 
 def test_refinement_halves_a_failed_step():
-    # One Mehrotra iteration and no fallback cannot land a sphere on the floor:
+    # One Mehrotra iteration and four of path following cannot land a sphere on
+    # the floor:
     # `refine=1` then takes the two steps at dt / 2, which fail as well.
     scene = C.Scene([C.Sphere(1.0, 0.1)], [C.Plane()], friction=0.5)
     state = scene.state(position=[[0.0, 0, 0.1 + 1e-3]], velocity=[[0.5, 0, -1]])
     stepper = C.ContactStepper(scene, 0.02, max_steps=1)
     states, status = _simulate_refined(stepper, state)
     assert not bool(status.converged[0]) and int(status.refinements[0]) == 1
-    half = stepper.halved()
+    half = stepper.with_dt(stepper.dt / 2)
     assert float(half.btol) == pytest.approx(float(stepper.btol) / 8)
 
     @eqx.filter_jit
@@ -651,6 +653,32 @@ def test_refinement_halves_a_failed_step():
     # A step that converges at dt is not refined.
     easy, easy_status = _simulate_refined(C.ContactStepper(scene, 0.02), state)
     assert bool(easy_status.converged[0]) and int(easy_status.refinements[0]) == 0
+
+
+def test_refinement_walks_the_tree_of_half_steps_depth_first():
+    # A fake step on the time `t` that fails for steps longer than a quarter
+    # while `t < 1/2`: one step of 1 at depth 2 fails, its first half fails, the
+    # two quarters and the second half converge (5 attempts, in that order).
+    from diffphys.solvers.contact._stepper import _refined_step
+
+    tried = []
+
+    def attempt(h, t):
+        converged = ~((h > 0.25) & (t < 0.5))
+        jax.debug.callback(
+            lambda *x: tried.append(tuple(map(float, x))), t, h, ordered=True
+        )
+        return t + h, C.Status(converged, jnp.array(3), h, h / 10, jnp.array(0))
+
+    t, status = jax.jit(lambda t: _refined_step(attempt, jnp.array(1.0), t, 2))(0.0)
+    assert float(t) == 1.0 and bool(status.converged)
+    assert tried == [(0, 1), (0, 0.5), (0, 0.25), (0.25, 0.25), (0.5, 0.5)]
+    assert int(status.num_steps) == 15 and int(status.refinements) == 2
+    # The largest residual of the accepted sub-steps (not of the failed ones).
+    assert float(status.residual_norm) == 0.5
+    # At the deepest level a failed attempt is accepted and reported.
+    _, status = _refined_step(attempt, jnp.array(1.0), jnp.array(0.0), 1)
+    assert not bool(status.converged) and int(status.refinements) == 1
 
 
 @eqx.filter_jit
@@ -708,3 +736,10 @@ def test_contact_spheres_dataset(tmp_path):
     )
     with pytest.raises(ValueError, match="per-body data"):
         dp.datasets.export_pdebench(out, tmp_path / "x.hdf5")
+    # `diffphys info` on the folder (tensor statistics) and on a shard.
+    result = run_cli("info", out)
+    assert result.returncode == 0, result.stderr
+    assert "2 body entities (per-body fields)" in result.stdout
+    assert "orientation" in result.stdout and "t2_fields" in result.stdout
+    result = run_cli("info", shard)
+    assert result.returncode == 0 and "boundaries none" in result.stdout

@@ -29,7 +29,7 @@ def show_info(summary: dict) -> None:
         console.print(
             f"{summary['n_trajectories']} trajectories, {summary['n_frames']} frames, "
             f"t in [{_fmt(summary['time'][0])}, {_fmt(summary['time'][1])}], "
-            f"boundaries {', '.join(summary['boundary_conditions'])}"
+            f"boundaries {', '.join(summary['boundary_conditions']) or 'none'}"
         )
         for name, value in summary["scalars"].items():
             console.print(f"parameter {name}: {_fmt(value)}")
@@ -41,10 +41,18 @@ def show_info(summary: dict) -> None:
     console.print(splits)
     for name, spec in config["params"].items():
         console.print(f"parameter {name}: {spec}")
+    if summary["entity_dims"]:
+        entity = "/".join(summary["entity_dims"])
+        space = (
+            f"{config['num_points']} {entity} entities (per-{entity} fields), "
+            f"domain extent {config['domain_extent']}"
+        )
+    else:
+        space = f"grid {config['num_points']} points on [0, {config['domain_extent']})"
+    interval = config["dt"] * config["save_every"]
     console.print(
-        f"grid {config['num_points']} points on [0, {config['domain_extent']}), "
-        f"{config['num_steps'] + 1} frames {config['dt'] * config['save_every']:.4g} "
-        f"apart, dt {config['dt']:.4g}, {config['precision']}, seed {config['seed']}, "
+        f"{space}, {config['num_steps'] + 1} frames {interval:.4g} apart, "
+        f"dt {config['dt']:.4g}, {config['precision']}, seed {config['seed']}, "
         f"config {summary['config_hash']}"
     )
     if summary["stats"]:
@@ -58,8 +66,11 @@ def show_info(summary: dict) -> None:
 
 
 def _fmt(value, digits: int = 6) -> str:
-    if isinstance(value, list):
-        return ", ".join(f"{v:.{digits}g}" for v in value)
+    if isinstance(value, list):  # vectors, and tensors as lists of rows
+        return ", ".join(
+            f"[{_fmt(v, digits)}]" if isinstance(v, list) else f"{v:.{digits}g}"
+            for v in value
+        )
     return "-" if value is None else f"{value:.{digits}g}"
 
 
@@ -71,10 +82,12 @@ def show_scenarios(summaries: list[dict]) -> None:
         console.print(f"{s['name']} ({s['num_spatial_dims']}D): {s['description']}")
         fields = ", ".join(f"{k} ({v})" for k, v in s["fields"].items())
         d = s["defaults"]
+        points = f"{s['entities']} entities" if "entities" in s else "points"
         console.print(
             f"  fields {fields}; {s['boundary']} boundary; domain "
             f"[{_fmt(d['domain'][0])}, {_fmt(d['domain'][1])}], "
-            f"{d['num_points']} points, {d['num_steps']} steps "
+            f"{d['num_points']} {points}, "
+            f"{d['num_steps']} steps "
             f"{_fmt(d['frame_interval'])} apart, {d['num_samples']} samples"
             + ("; exact solution (--source exact)" if s["exact_solution"] else "")
         )

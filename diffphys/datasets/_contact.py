@@ -14,14 +14,14 @@ import jax.numpy as jnp
 import jax.random as jr
 
 from ..solvers.contact import (
-    _quaternion as quat,
     ContactStepper,
+    from_rotation_matrix,
     Plane,
+    rotation_matrix,
     Scene,
     Sphere,
     State,
 )
-from ..solvers.contact._stepper import _refining
 from ._scenarios import Parameter, register_scenario, SavedField, Scenario
 
 
@@ -36,14 +36,14 @@ _REFINE = 2
 def _to_state(u):
     """`(position, orientation, velocity, angular_velocity)` of a `State`."""
     position, rotation = u[0:3].T, u[3:12].T.reshape(-1, 3, 3)
-    q = jax.vmap(quat.from_rotation_matrix)(rotation)
+    q = jax.vmap(from_rotation_matrix)(rotation)
     q = q / jnp.linalg.norm(q, axis=-1, keepdims=True)
     omega_body = jnp.einsum("kji,kj->ki", rotation, u[15:18].T)
     return position, q, u[12:15].T, omega_body
 
 
 def _to_array(state):
-    rotation = jax.vmap(quat.rotation_matrix)(state.orientation)
+    rotation = jax.vmap(rotation_matrix)(state.orientation)
     omega_world = jnp.einsum("kij,kj->ki", rotation, state.angular_velocity)
     parts = [state.position, rotation.reshape(-1, 9), state.velocity, omega_world]
     return jnp.concatenate(parts, axis=1).T
@@ -75,7 +75,7 @@ class BodyStepper(eqx.Module):
     def __call__(self, u):
         # Not `scene.state`: its check of the gap would fail on the last digit.
         state = State(*_to_state(u))
-        nxt, status = _refining(self.stepper, self.refine)(state, None)
+        nxt, status = self.stepper.step(state, refine=self.refine)
         return jnp.where(status.converged, _to_array(nxt), jnp.nan)
 
 

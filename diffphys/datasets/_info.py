@@ -28,7 +28,11 @@ def _file_summary(f) -> dict:
             else [float(values.min()), float(values.max())]
         )
     time = f["dimensions/time"][()]
+    dims = f["dimensions"].attrs
     return {
+        "grid_type": str(f.attrs["grid_type"]),
+        # Per-entity data (ours): the entity axes, e.g. ["body"].
+        "entity_dims": str_list(dims["entity_dims"]) if "entity_dims" in dims else [],
         "dataset_name": str(f.attrs["dataset_name"]),
         "n_spatial_dims": int(f.attrs["n_spatial_dims"]),
         "n_trajectories": int(f.attrs["n_trajectories"]),
@@ -84,6 +88,7 @@ def describe(path, *, verify: bool = True, progress: bool | None = None) -> dict
         "config_hash": config.hash,
         "config": config.to_dict(),
         "splits": splits,
+        "entity_dims": summary["entity_dims"] if summary else [],
         "fields": {
             name: {**v, "shape": ["n"] + v["shape"][1:]}
             for name, v in (summary["fields"] if summary else {}).items()

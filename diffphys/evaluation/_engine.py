@@ -318,7 +318,7 @@ def evaluate(
         model = dataclasses.replace(model, name=name)
     dataset = open_split(data, split, n_input=1, n_output=None)
     config = dataset.config
-    config.scenario_obj.require_grid("evaluation's field metrics")
+    config.scenario_obj.require_grid("evaluation (its field metrics)")
     if dataset.num_trajectories == 0:
         raise ValueError(f"Split {split!r} of {data} holds no trajectories.")
     if num_steps is None:

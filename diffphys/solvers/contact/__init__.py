@@ -6,6 +6,7 @@ from ._bodies import Box as Box, Plane as Plane, Sphere as Sphere
 from ._ipm import InteriorPoint as InteriorPoint, soc_step as soc_step
 from ._quaternion import (
     from_axis_angle as from_axis_angle,
+    from_rotation_matrix as from_rotation_matrix,
     rotation_matrix as rotation_matrix,
 )
 from ._scene import Contacts as Contacts, Scene as Scene, State as State

@@ -75,11 +75,10 @@ class InteriorPoint(AbstractRootFinder):
     - where the corrected step is shorter than `jam` (next to a cone's boundary),
         a pure centring step (`κ = ν`) instead (ours, not Dojo's);
     - stop when `r < rtol` and `c < btol`;
-    - if that fails within `max_steps`, path following from the cold start
-        (`_follow`, at most `fallback_steps` iterations; ours): with friction the
-        problem is not monotone and Mehrotra's steps can cycle, measured in
-        docs/design-decisions.md. Under `vmap` it runs only while some member of
-        the batch needs it.
+    - if that fails within `max_steps`, path following from the cold start in
+        the same loop (at most `fallback_steps` more iterations; ours, see
+        `_mehrotra`): with friction the problem is not monotone and Mehrotra's
+        steps can cycle, measured in docs/design-decisions.md.
 
     With `kappa` set it instead solves `F(y) = κ ê` for that fixed `κ` by Newton's
     method from `y0` (which must be interior), with the same step rules, until
@@ -184,46 +183,72 @@ class InteriorPoint(AbstractRootFinder):
         return self._relax(fn, y0, args, kind)
 
     def _mehrotra(self, fn, y0, args, kind):
+        """Mehrotra's iterations, then (where they fail within `max_steps`) path
+        following from the cold start `y0`, in one loop: the two share the
+        Jacobian, its factorisation and the line search, so a step compiles once.
+
+        Path following (ours): Newton on `F(y) = κ ê` with a line search on
+        `‖F - κ ê‖₂`, `κ` cut tenfold (from 0.1 down to `btol / 10`) whenever
+        `‖F - κ ê‖∞ < κ / 10`. It is the fallback where Mehrotra's steps cycle
+        (with friction the relaxed problem is not monotone)."""
         e = self.identity(y0.dtype)
         eq = self.num_equalities
+        f0 = fn(y0, args)
+        floor = self.btol / 10
 
         def cond_fun(carry):
-            _, _, r, c, _ = carry
-            return ~((r < self.rtol) & (c < self.btol)) & jnp.isfinite(r + c)
+            _, _, r, c, _, follow, _ = carry
+            done = (r < self.rtol) & (c < self.btol)
+            # A non-finite Mehrotra iterate hands over to path following.
+            return ~done & (~follow | jnp.isfinite(r + c))
 
-        # The residual at the accepted iterate comes from its line search.
         def body_fun(carry):
-            y, f, r, c, step = carry
+            y, f, r, c, step, follow, kappa_follow = carry
+            restart = ~follow & ((step >= self.max_steps) | ~jnp.isfinite(r + c))
+            y, f = jnp.where(restart, y0, y), jnp.where(restart, f0, f)
+            r = jnp.where(restart, violations0[0], r)
+            c = jnp.where(restart, violations0[1], c)
+            follow = follow | restart
+            kappa_follow = jnp.where(restart, 0.1, kappa_follow)
+
             lu = jsl.lu_factor(self._jacobian(fn, y, args))
             affine = jsl.lu_solve(lu, -f)
             alpha = self._step_length(y, affine, 0.95, 0.95)
             nu = self._mean_complementarity(y)
             nu_affine = self._mean_complementarity(y + alpha * affine)
             sigma = jnp.clip(nu_affine / nu, 0.0, 1.0) ** 3
-            kappa = sigma * nu
             _, da, db, du, dw = self.split(affine)
             second = jnp.concatenate(
                 [jnp.zeros(eq, y.dtype), da * db, soc_product(du, dw).ravel()]
             )
-            dy = jsl.lu_solve(lu, -(f - kappa * e) - second)
-            tau = jnp.maximum(0.95, 1 - jnp.maximum(r, c) ** 2)
-            alpha = self._step_length(y, dy, tau, jnp.minimum(tau, 0.95))
-            # A jammed corrected step (next to a cone's boundary, measured in
-            # docs/design-decisions.md) gives way to a pure centring step.
-            centring = jsl.lu_solve(lu, -(f - nu * e))
-            alpha_centring = self._step_length(y, centring, tau, jnp.minimum(tau, 0.95))
-            jammed = alpha < self.jam
-            dy = jnp.where(jammed, centring, dy)
-            alpha = jnp.where(jammed, alpha_centring, alpha)
+            dy = jsl.lu_solve(lu, -(f - sigma * nu * e) - second)
+            tau = jnp.where(follow, 0.95, jnp.maximum(0.95, 1 - jnp.maximum(r, c) ** 2))
+            tau_soc = jnp.minimum(tau, 0.95)
+            alpha = self._step_length(y, dy, tau, tau_soc)
+            # A pure centring step where the corrected step jams next to a cone's
+            # boundary (measured in docs/design-decisions.md); path following's
+            # Newton step has the same form with its own target.
+            target = jnp.where(follow, kappa_follow, nu)
+            centring = jsl.lu_solve(lu, -(f - target * e))
+            use_centring = follow | (alpha < self.jam)
+            dy = jnp.where(use_centring, centring, dy)
+            alpha = jnp.where(
+                use_centring, self._step_length(y, centring, tau, tau_soc), alpha
+            )
+            merit = jnp.sum((f - kappa_follow * e) ** 2)
 
             def trial(alpha):
                 y_new = y + alpha * dy
                 f_new = fn(y_new, args)
-                return (y_new, f_new, *self._violations(f_new))
+                return y_new, f_new, *self._violations(f_new)
 
             def search_cond(carry):
-                _, (_, _, r_new, c_new), j = carry
-                worse = ((r_new > r) & (c_new > c)) | ~jnp.isfinite(r_new + c_new)
+                _, (_, f_new, r_new, c_new), j = carry
+                worse = jnp.where(
+                    follow,
+                    ~(jnp.sum((f_new - kappa_follow * e) ** 2) < merit),
+                    ((r_new > r) & (c_new > c)) | ~jnp.isfinite(r_new + c_new),
+                )
                 return worse & (j < 10)
 
             def search_body(carry):
@@ -233,74 +258,28 @@ class InteriorPoint(AbstractRootFinder):
             _, (y, f, r, c), _ = jax.lax.while_loop(
                 search_cond, search_body, (alpha, trial(alpha), 0)
             )
-            return y, f, r, c, step + 1
+            near = jnp.max(jnp.abs(f - kappa_follow * e)) < kappa_follow / 10
+            kappa_follow = jnp.where(
+                follow & near, jnp.maximum(kappa_follow / 10, floor), kappa_follow
+            )
+            return y, f, r, c, step + 1, follow, kappa_follow
 
-        f0 = fn(y0, args)
-        y, f, r, c, steps = while_loop(
+        violations0 = self._violations(f0)
+        y, f, r, c, steps, _, _ = while_loop(
             cond_fun,
             body_fun,
-            (y0, f0, *self._violations(f0), jnp.array(0)),
-            max_steps=self.max_steps,
+            (
+                y0,
+                f0,
+                *violations0,
+                jnp.array(0),
+                jnp.array(False),
+                jnp.asarray(0.1, y0.dtype),
+            ),
+            max_steps=self.max_steps + self.fallback_steps,
             kind=kind,
         )
-        if self.fallback_steps:
-            y_follow, r_follow, c_follow, steps_follow = self._follow(
-                fn, y0, args, kind, done=(r < self.rtol) & (c < self.btol)
-            )
-            failed = ~((r < self.rtol) & (c < self.btol))
-            y = jnp.where(failed, y_follow, y)
-            r, c = jnp.where(failed, r_follow, r), jnp.where(failed, c_follow, c)
-            steps = steps + steps_follow
         return y, self._result(r, c, self.btol), self._stats(steps, r, c)
-
-    def _follow(self, fn, y0, args, kind, done):
-        """Short-step path following from the cold start `y0`: Newton on `F(y) =
-        κ ê` with a line search on `‖F - κ ê‖₂`, `κ` cut tenfold (from 0.1 down to
-        `btol / 10`) whenever `‖F - κ ê‖∞ < κ / 10`; until `r < rtol`, `c < btol`.
-        The fallback where Mehrotra's method cycles (the relaxed problem is not
-        monotone with friction); a while loop that does nothing where `done`."""
-        e = self.identity(y0.dtype)
-        floor = self.btol / 10
-
-        def cond_fun(carry):
-            _, f, _, _ = carry
-            r, c = self._violations(f)
-            return ~done & ~((r < self.rtol) & (c < self.btol)) & jnp.isfinite(r + c)
-
-        def body_fun(carry):
-            y, f, kappa, step = carry
-            target = f - kappa * e
-            dy = jsl.solve(self._jacobian(fn, y, args), -target)
-            alpha = self._step_length(y, dy, 0.95, 0.95)
-            merit = jnp.sum(target**2)
-
-            def trial(alpha):
-                f_new = fn(y + alpha * dy, args)
-                return f_new, jnp.sum((f_new - kappa * e) ** 2)
-
-            def search_cond(carry):
-                _, (_, merit_new), j = carry
-                return ~(merit_new < merit) & (j < 10)
-
-            def search_body(carry):
-                alpha, _, j = carry
-                return alpha / 2, trial(alpha / 2), j + 1
-
-            alpha, (f, _), _ = jax.lax.while_loop(
-                search_cond, search_body, (alpha, trial(alpha), 0)
-            )
-            near = jnp.max(jnp.abs(f - kappa * e)) < kappa / 10
-            kappa = jnp.where(near, jnp.maximum(kappa / 10, floor), kappa)
-            return y + alpha * dy, f, kappa, step + 1
-
-        y, f, _, steps = while_loop(
-            cond_fun,
-            body_fun,
-            (y0, fn(y0, args), jnp.asarray(0.1, y0.dtype), jnp.array(0)),
-            max_steps=self.fallback_steps,
-            kind=kind,
-        )
-        return y, *self._violations(f), steps
 
     def _relax(self, fn, y0, args, kind):
         e = self.identity(y0.dtype)

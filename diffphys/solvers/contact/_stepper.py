@@ -8,6 +8,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ..._solution import RESULTS
 from ...implicit import root_find
+from ...implicit._adjoint import while_loop
 from ...implicit._misc import stop_gradient
 from . import _quaternion as quat
 from ._ipm import InteriorPoint, soc_product
@@ -235,11 +236,12 @@ class ContactStepper(eqx.Module):
         self.kappa_grad = kappa_grad
         self.max_steps = max_steps
 
-    def halved(self) -> "ContactStepper":
-        """The same stepper at `dt / 2` (the default `btol` follows its `h³` rule)."""
+    def with_dt(self, dt) -> "ContactStepper":
+        """The same stepper at another step `dt` (a default `btol` follows its `h³`
+        rule); `dt` may be traced."""
         return ContactStepper(
             self.scene,
-            self.dt / 2,
+            dt,
             rtol=self.rtol,
             btol=None if self.btol_rule else self.btol,
             kappa_grad=self.kappa_grad,
@@ -301,8 +303,31 @@ class ContactStepper(eqx.Module):
         )
         return _advance(state, v, omega, self.dt), status
 
-    def step(self, state: State, control=None) -> tuple[State, Status]:
-        """One step; returns the next state and the solve's `Status` (no raising)."""
+    def step(
+        self, state: State, control=None, *, refine: int = 0
+    ) -> tuple[State, Status]:
+        """One step; returns the next state and the solve's `Status` (no raising).
+
+        With `refine > 0`, a step that does not converge is redone as two steps of
+        `dt / 2` with the same control, each of them refined again where it fails,
+        at most `refine` halvings deep (static; `Status.refinements` says how deep
+        it went). The interior point can stall next to a friction cone's boundary
+        with many contacts (docs/design-decisions.md); a smaller step moves it
+        off. The sub-steps run in one bounded loop of at most `2^(refine+1) − 1`
+        solves (forward and reverse differentiable); under `vmap` each of them
+        runs for every member of the batch.
+        """
+        if refine < 0:
+            raise ValueError(f"`refine` must be >= 0, got {refine}.")
+        if refine == 0:
+            return self._step(state, control)
+
+        def attempt(dt, state):
+            return self.with_dt(dt)._step(state, control)
+
+        return _refined_step(attempt, self.dt, state, refine)
+
+    def _step(self, state, control):
         args, y0 = self._prepare(state, control)
         sol = root_find(_residual, y0, args, self.solver(), throw=False)
         y, converged = sol.value, sol.result == RESULTS.successful
@@ -342,32 +367,56 @@ class ContactStepper(eqx.Module):
         return eqx.tree_at(lambda s: s.position, nxt, position)
 
 
-def _refining(stepper: ContactStepper, depth: int):
-    """`stepper.step`, redone as two steps at `dt / 2` (each refined again, `depth`
-    levels at most) where it does not converge."""
-    if depth == 0:
-        return stepper.step
-    half = _refining(stepper.halved(), depth - 1)
+def _refined_step(attempt, dt, state, depth: int):
+    """A step of `dt` and its halvings where an attempt fails, as a depth-first
+    walk over a binary tree of sub-steps, in one loop whose step size is traced
+    (one compiled solve, whatever the depth). `attempt(h, state) -> (state,
+    Status)` is one step of `h`; the deepest level's attempts are accepted whether
+    they converge or not. `position` counts the finest sub-steps done; after an
+    accepted sub-step the walk goes on at the level of the next node, `depth −
+    (trailing zeros of position)`."""
+    finest = 2**depth
 
-    def step(state, control):
-        nxt, status = stepper.step(state, control)
+    def cond_fun(carry):
+        return carry[1] < finest
 
-        def refine(state):
-            def body(state, _):
-                return half(state, control)
+    def body_fun(carry):
+        state, position, level, status = carry
+        refinements = jnp.maximum(status.refinements, level)
+        nxt, tried = attempt(dt / 2.0 ** level.astype(dt.dtype), state)
+        accept = tried.converged | (level == depth)
+        position = jnp.where(accept, position + (finest >> level), position)
+        trailing = jax.lax.population_count((position & -position) - 1)
+        level = jnp.where(accept, depth - trailing, level + 1)
+        state = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(accept, new, old), nxt, state
+        )
+        status = Status(
+            status.converged & (tried.converged | ~accept),
+            status.num_steps + tried.num_steps,
+            jnp.maximum(
+                status.residual_norm, jnp.where(accept, tried.residual_norm, 0.0)
+            ),
+            jnp.maximum(
+                status.complementarity,
+                jnp.where(accept, tried.complementarity, 0.0),
+            ),
+            refinements,
+        )
+        return state, position, level, status
 
-            nxt, sub = jax.lax.scan(body, state, length=2)
-            return nxt, Status(
-                jnp.all(sub.converged),
-                jnp.sum(sub.num_steps) + status.num_steps,
-                jnp.max(sub.residual_norm),
-                jnp.max(sub.complementarity),
-                jnp.max(sub.refinements) + 1,
-            )
-
-        return jax.lax.cond(status.converged, lambda _: (nxt, status), refine, state)
-
-    return step
+    zero, dtype = jnp.array(0), dt.dtype
+    status = Status(
+        jnp.array(True), zero, jnp.zeros((), dtype), jnp.zeros((), dtype), zero
+    )
+    state, _, _, status = while_loop(
+        cond_fun,
+        body_fun,
+        (state, zero, zero, status),
+        max_steps=2 ** (depth + 1) - 1,
+        kind="bounded",
+    )
+    return state, status
 
 
 def simulate(
@@ -388,13 +437,10 @@ def simulate(
     - `num_steps`: steps (static).
     - `controls`: `None` or `(num_steps, B, 6)` forces and torques per step.
     - `include_init`: put `state0` first (`num_steps + 1` states).
-    - `refine`: where a step does not converge, redo it as two steps of `dt / 2`
-        (with the same control), and so on, at most `refine` halvings deep
-        (static; `status.refinements` says how deep each step went). The
-        interior point can stall next to a friction cone's boundary with many
-        contacts (docs/design-decisions.md); a smaller step moves it off. Under
-        `vmap` every level runs for every trajectory (`lax.cond` becomes a
-        select), so batch with `refine=0` and redo the trajectories that failed.
+    - `refine`: halvings of a step that does not converge (static; see
+        `ContactStepper.step`). Under `vmap` every sub-step runs for every
+        trajectory, so batch with `refine=0` and redo the trajectories that
+        failed.
 
     **Returns:**
 
@@ -419,10 +465,9 @@ def simulate(
     if refine < 0:
         raise ValueError(f"`refine` must be >= 0, got {refine}.")
     state0 = check_state(stepper.scene, state0)
-    step = _refining(stepper, refine)
 
     def body(state, control):
-        nxt, status = step(state, control)
+        nxt, status = stepper.step(state, control, refine=refine)
         return nxt, (nxt, status)
 
     _, (states, status) = jax.lax.scan(body, state0, controls)
