@@ -44,9 +44,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # this order keeps the two processes' loads within seconds of each other (pytest's
 # own order left one 70 s behind). A file not listed comes last.
 _FILE_ORDER = [
+    "tests/test_contact.py",  # 166 alone on 2026-12-03 (126 before the dataset)
     "tests/test_gradients.py",  # 124
     "tests/test_training.py",  # 111
-    "tests/test_contact.py",  # 85 alone
     "notebooks/operators.ipynb",  # 80
     "tests/test_porous_medium.py",  # 75
     "tests/test_steppers.py",  # 70
