@@ -33,6 +33,28 @@ def _vector(b):
     return b * jnp.stack([jnp.sin(xx) * jnp.cos(yy), 0.5 * jnp.cos(xx + yy)])
 
 
+def _ks(b):
+    x = jnp.arange(N, dtype=float) * 22.0 / N
+    return (
+        b * jnp.cos(2 * np.pi * x / 22.0) + 0.3 * b * jnp.sin(6 * np.pi * x / 22.0)
+    )[None]
+
+
+def _ks_2d(b):
+    x = jnp.arange(16, dtype=float) * 12.0 / 16
+    xx, yy = jnp.meshgrid(x, x, indexing="ij")
+    k = 2 * np.pi / 12.0
+    return (
+        b * (jnp.cos(k * xx) * jnp.sin(k * yy) + 0.4 * jnp.cos(k * (xx + 2 * yy)))[None]
+    )
+
+
+def _vorticity(b):
+    x = jnp.arange(16, dtype=float) * L / 16
+    xx, yy = jnp.meshgrid(x, x, indexing="ij")
+    return b * (jnp.sin(xx) * jnp.sin(yy) + 0.5 * jnp.cos(2 * xx + yy))[None]
+
+
 def _cells(b, n=16):
     # No symmetry about a face or a cell: a symmetric state ties the slope
     # limiter's arguments exactly, where it is not differentiable.
@@ -47,6 +69,10 @@ class StepperCase:
     param: float
     state: Callable
     steps: int
+
+    # The stepper refuses u <= 0 (diffusion–sorption): the integer-state test then
+    # shifts its 0/1 states to 1/2 and skips boolean states.
+    positive: bool = False
 
     def __repr__(self):
         return self.name
@@ -113,5 +139,34 @@ STEPPERS = [
         0.8,
         _cells,
         6,
+    ),
+    StepperCase(
+        "kuramoto-sivashinsky",
+        lambda b: S.KuramotoSivashinsky(1, 22.0, N, 0.1, hyper_diffusion=b),
+        1.0,
+        _ks,
+        10,
+    ),
+    StepperCase(
+        "kuramoto-sivashinsky-2d",
+        lambda b: S.KuramotoSivashinsky(2, 12.0, 16, 0.1, hyper_diffusion=b),
+        1.0,
+        _ks_2d,
+        5,
+    ),
+    StepperCase(
+        "navier-stokes",
+        lambda nu: S.NavierStokesVorticity(2, L, 16, 0.05, viscosity=nu),
+        0.05,
+        _vorticity,
+        5,
+    ),
+    StepperCase(
+        "diffusion-sorption",
+        lambda D: S.DiffusionSorption(1, 1.0, 16, 0.5, diffusivity=D),
+        0.01,
+        _cells,
+        4,
+        positive=True,
     ),
 ]

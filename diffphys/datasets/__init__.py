@@ -24,6 +24,7 @@ from ._initial_conditions import (
     PiecewiseConstant as PiecewiseConstant,
     RandomTruncatedFourier as RandomTruncatedFourier,
     SineSum as SineSum,
+    ThresholdedGaussianField as ThresholdedGaussianField,
 )
 from ._join import join as join
 from ._loader import open as open, WindowDataset as WindowDataset

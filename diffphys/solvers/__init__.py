@@ -19,6 +19,10 @@ from . import (
     burgers as burgers,
     conservation_law as conservation_law,
     contact as contact,
+    darcy as darcy,
+    diffusion_sorption as diffusion_sorption,
+    kuramoto_sivashinsky as kuramoto_sivashinsky,
+    navier_stokes as navier_stokes,
     poisson as poisson,
     porous_medium as porous_medium,
 )
@@ -53,6 +57,10 @@ from .burgers import (
     BurgersSpectral as BurgersSpectral,
 )
 from .conservation_law import ConservationLaw as ConservationLaw
+from .darcy import Darcy as Darcy
+from .diffusion_sorption import DiffusionSorption as DiffusionSorption
+from .kuramoto_sivashinsky import KuramotoSivashinsky as KuramotoSivashinsky
+from .navier_stokes import NavierStokesVorticity as NavierStokesVorticity
 from .porous_medium import (
     Constant as Constant,
     Custom as Custom,

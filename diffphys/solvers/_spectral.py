@@ -105,6 +105,27 @@ class SpectralGrid(eqx.Module):
         """The symbol `-|k|²`, broadcast to the modes `(1, *K)`."""
         return self.minus_k2
 
+    def derivative(self, v: Array, axis: int, order: int = 1) -> Array:
+        """`∂^order/∂x_axis^order` of the rfft coefficients `v` (`(ik)^order v`)."""
+        k = self.wavenumbers(v)[axis]
+        return (1j * k) ** order * v
+
+    def gradient(self, v: Array) -> list[Array]:
+        """`[∂_1 v, ..., ∂_d v]` of the rfft coefficients `v`, one per axis."""
+        return [self.derivative(v, axis) for axis in range(self.num_spatial_dims)]
+
+    def inverse_laplacian(self, v: Array) -> Array:
+        """The zero-mean `ψ` with `Δψ = v` (the mean of `v` dropped): the spectral
+        Poisson solve, `ψ̂ = -v̂ / |k|²`, `ψ̂(0) = 0`."""
+        minus_k2 = self.minus_k2.astype(v.real.dtype)
+        safe = jnp.where(minus_k2 == 0, -1.0, minus_k2).astype(v.dtype)
+        return jnp.where(minus_k2 == 0, jnp.zeros((), v.dtype), v / safe)
+
+    def zero_mean(self, v: Array) -> Array:
+        """`v` with its `k = 0` mode removed (the mean in physical space)."""
+        index = (slice(None),) + (0,) * self.num_spatial_dims
+        return v.at[index].set(0)
+
 
 Forcing = Field | Callable[[Scalar], Field] | None
 
