@@ -367,7 +367,13 @@ def info(
 @app.command()
 def export(
     folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
-    out: Annotated[Path, typer.Option(help="Output file, ending in .hdf5.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file, ending in .hdf5 (in .h5 for scenarios PDEBench keeps "
+            "per sample: diffusion-sorption)."
+        ),
+    ],
     format: Annotated[str, typer.Option(help="Target layout: pdebench.")] = "pdebench",
     virtual: Annotated[
         bool,
@@ -387,8 +393,9 @@ def export(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out.")] = False,
 ) -> None:
-    """Export a dataset folder to PDEBench's single-file layout and conventions
-    (test split first, PDEBench's parameter units and coordinates)."""
+    """Export a dataset folder to PDEBench's layout and conventions: its single
+    file (test split first, its parameter units and coordinates; a steady
+    scenario's input as `nu`), or its per-sample file (test split last)."""
     from ..datasets import export_pdebench
 
     if format != "pdebench":

@@ -50,9 +50,15 @@ def show_info(summary: dict) -> None:
     else:
         space = f"grid {config['num_points']} points on [0, {config['domain_extent']})"
     interval = config["dt"] * config["save_every"]
+    if summary.get("steady"):
+        horizon = "steady: inputs (constant fields) and one solution frame per sample"
+    else:
+        horizon = (
+            f"{config['num_steps'] + 1} frames {interval:.4g} apart, dt "
+            f"{config['dt']:.4g}"
+        )
     console.print(
-        f"{space}, {config['num_steps'] + 1} frames {interval:.4g} apart, "
-        f"dt {config['dt']:.4g}, {config['precision']}, seed {config['seed']}, "
+        f"{space}, {horizon}, {config['precision']}, seed {config['seed']}, "
         f"config {summary['config_hash']}"
     )
     if summary["stats"]:
@@ -83,12 +89,15 @@ def show_scenarios(summaries: list[dict]) -> None:
         fields = ", ".join(f"{k} ({v})" for k, v in s["fields"].items())
         d = s["defaults"]
         points = f"{s['entities']} entities" if "entities" in s else "points"
+        if s.get("steady"):
+            inputs = ", ".join(f"{k} ({v})" for k, v in s["constant_fields"].items())
+            horizon = f"steady: inputs {inputs} -> one solution frame"
+        else:
+            horizon = f"{d['num_steps']} steps {_fmt(d['frame_interval'])} apart"
         console.print(
             f"  fields {fields}; {s['boundary']} boundary; domain "
             f"[{_fmt(d['domain'][0])}, {_fmt(d['domain'][1])}], "
-            f"{d['num_points']} {points}, "
-            f"{d['num_steps']} steps "
-            f"{_fmt(d['frame_interval'])} apart, {d['num_samples']} samples"
+            f"{d['num_points']} {points}, {horizon}, {d['num_samples']} samples"
             + ("; exact solution (--source exact)" if s["exact_solution"] else "")
         )
         for name, p in s["parameters"].items():

@@ -6,7 +6,10 @@ Use it as `dp.datasets`; this package is nested on purpose, so it never shadows 
 HuggingFace `datasets` package.
 """
 
-from . import _contact  # noqa: F401 (registers contact-spheres)
+from . import (
+    _contact,  # noqa: F401 (registers contact-spheres)
+    _pde_scenarios,  # noqa: F401 (registers ks, ns-2d, darcy, ...)
+)
 from ._config import (
     GenerationConfig as GenerationConfig,
     make_config as make_config,

@@ -36,7 +36,12 @@ def batch_function(config: GenerationConfig) -> Callable:
             for i, name in enumerate(sorted(samplers))
         }
         x = jnp.asarray(sc.coordinates(N, L), dtype)
-        if config.source == "exact":
+        constants = None
+        if sc.steady:
+            constants = jnp.asarray(sc.initial_condition(N, key=k_ic), dtype)
+            solver = sc.make_stepper(L, N, dt, **params)
+            traj = jnp.asarray(solver(constants), dtype)[None]
+        elif config.source == "exact":
             times = jnp.arange(config.num_frames, dtype=dtype) * config.frame_interval
             traj = jax.vmap(lambda t: sc.exact(x, t, **params))(times).astype(dtype)
         else:
@@ -45,17 +50,22 @@ def batch_function(config: GenerationConfig) -> Callable:
             else:
                 u0 = sc.initial_condition(N, key=k_ic)
             stepper = sc.make_stepper(L, N, dt, **params)
+            u0 = jnp.asarray(u0, dtype)
+            warmup = round(sc.warmup / dt)
+            if warmup:  # onto the attractor; not saved
+                u0 = sc.rollout(stepper, u0, 1, save_every=warmup)[-1]
             traj = sc.rollout(
-                stepper,
-                jnp.asarray(u0, dtype),
-                config.num_steps,
-                save_every=config.save_every,
+                stepper, u0, config.num_steps, save_every=config.save_every
             )
         params["_finite"] = jnp.all(jnp.isfinite(traj))
         fields, moments = {}, {}
         for field in sc.fields:
             data = sc.to_field(field, traj[:, jnp.asarray(field.channels)])
             fields[field.name] = data
+            moments[field.name] = _stats.moments(data, field.tensor_order)
+        for field in sc.constant_fields:
+            data = sc.to_field(field, constants[None, jnp.asarray(field.channels)])
+            fields[field.name] = data[0]
             moments[field.name] = _stats.moments(data, field.tensor_order)
         return fields, params, moments
 
@@ -70,7 +80,8 @@ def batch_size(config: GenerationConfig) -> int:
     a quarter of the device memory (GPU) or 512 MiB (CPU)."""
     sc = config.scenario_obj
     itemsize = 8 if config.precision == "float64" else 4
-    per_trajectory = 2 * config.num_frames * sc.num_channels * itemsize
+    channels = config.num_frames * sc.num_channels + sc.num_constant_channels
+    per_trajectory = 2 * channels * itemsize
     per_trajectory *= math.prod(sc.space_shape(config.num_points))
     return max(1, min(config.shard_size, memory_budget() // per_trajectory))
 
@@ -134,10 +145,12 @@ def write_shard(
     tmp.unlink(missing_ok=True)
     space = math.prod(sc.space_shape(config.num_points))
     stats = {f.name: _stats.RunningStats(config.num_frames, space) for f in sc.fields}
+    stats |= {f.name: _stats.RunningStats(1, space) for f in sc.constant_fields}
     dtype = np.dtype(config.precision)
     with config.numerics(), create_shard_file(tmp, config, shard, dtype=dtype) as f:
         fields = {
-            fld.name: f[f"t{fld.tensor_order}_fields/{fld.name}"] for fld in sc.fields
+            fld.name: f[f"t{fld.tensor_order}_fields/{fld.name}"]
+            for fld in sc.fields + sc.constant_fields
         }
         varying = {
             n: f["scalars"][n] for n, _ in config.params if f["scalars"][n].shape

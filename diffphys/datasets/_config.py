@@ -59,8 +59,11 @@ class GenerationConfig(eqx.Module):
     source: str = eqx.field(static=True, default="solver")
 
     def __check_init__(self):
-        for name in ("num_samples", "num_points", "num_steps", "save_every"):
+        for name in ("num_samples", "num_points", "save_every"):
             _positive_int(name, getattr(self, name))
+        steps = self.num_steps  # 0: a steady scenario's one frame
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"`num_steps` must be an integer >= 0, got {steps!r}.")
         _positive_int("shard_size", self.shard_size)
         dt = self.dt
         if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
@@ -257,7 +260,15 @@ def make_config(
             f"`num_points` ({what}) of scenario {sc.name!r} must be in {low}..{high}, "
             f"got {num_points}."
         )
-    num_steps = _positive_int("num_steps", default(num_steps, sc.num_steps))
+    if sc.steady:
+        if num_steps not in (None, 0):
+            raise ValueError(
+                f"Scenario {sc.name!r} is steady: each sample is one frame (the "
+                "solution); leave `num_steps` out."
+            )
+        num_steps = 0
+    else:
+        num_steps = _positive_int("num_steps", default(num_steps, sc.num_steps))
     specs = parse_params(params)
     samplers = {name: sc.sampler(name, specs.get(name)) for name in sc.parameters}
     for name in specs:
@@ -285,7 +296,8 @@ def make_config(
     if shard_size is None:
         # At most _SHARD_BYTES and 1024 trajectories per file, the train split cut
         # into equal pieces (equal batches, no padded work).
-        frame_bytes = sc.num_channels * math.prod(sc.space_shape(num_points)) * 4
+        channels = sc.num_channels + sc.num_constant_channels
+        frame_bytes = channels * math.prod(sc.space_shape(num_points)) * 4
         most = max(1, min(1024, _SHARD_BYTES // (frame_bytes * (num_steps + 1))))
         num_train = round(split[0] * num_samples)
         shard_size = -(-num_train // -(-num_train // most))

@@ -16,8 +16,11 @@ from ._well import AXES
 
 # The marker attribute of an exported file: `describe` recognises it by this.
 PDEBENCH_FORMAT = "diffphys.pdebench/1"
-# PDEBench's loaders take the first `int(N * test_ratio)` samples as the test set.
+# PDEBench's single-file loader takes the first `int(N * test_ratio)` samples as the
+# test set; its per-sample loader (FNODatasetMult) the groups from
+# `int(N * (1 - test_ratio))` on.
 EXPORT_ORDER = ("test", "train", "valid")
+PER_SAMPLE_ORDER = ("train", "valid", "test")
 
 
 def export_pdebench(
@@ -62,50 +65,116 @@ def export_pdebench(
     source's identity; PDEBench's loaders do not.
     """
     folder, out = Path(folder), Path(out)
-    if out.suffix != ".hdf5":
+    config, manifest = load_manifest(folder)
+    sc = config.scenario_obj
+    sc.require_grid("PDEBench's tensor layout")
+    per_sample = sc.pdebench_layout == "per-sample"
+    if per_sample and (out.suffix != ".h5" or virtual):
+        raise ValueError(
+            f"Scenario {sc.name!r} exports to PDEBench's per-sample layout, which "
+            "its FNODatasetMult reads from a name ending in .h5, as a standalone "
+            f"file; use `out=` ending in .h5{' without `virtual`' if virtual else ''}."
+        )
+    if not per_sample and out.suffix != ".hdf5":
         raise ValueError(
             f"`out={str(out)!r}`: PDEBench reads the tensor layout only from names "
             "ending in .hdf5; rename it."
         )
     if out.exists() and not overwrite:
         raise ValueError(f"{out} exists; pass `overwrite=True` to replace it.")
-    config, manifest = load_manifest(folder)
-    sc = config.scenario_obj
-    sc.require_grid("PDEBench's tensor layout")
     fields = _chosen_fields(sc, field)
     if split is not None:
         split_shards(manifest, split)  # an unknown split name raises, listing them
-    shards = [s for name in EXPORT_ORDER for s in _split(manifest, name, split)]
+    order = PER_SAMPLE_ORDER if per_sample else EXPORT_ORDER
+    shards = [s for name in order for s in _split(manifest, name, split)]
     if not shards:
         raise ValueError(f"Split {split!r} of {folder} holds no trajectories.")
     counts = [s["samples"][1] - s["samples"][0] for s in shards]
-    d, n, frames = sc.num_spatial_dims, config.num_points, config.num_frames
-    shape = (sum(counts), frames) + (n,) * d
-    arrays = {}  # name in the export -> (source key, component or None)
-    for f in fields:
-        if f.tensor_order == 0:
-            name = "tensor" if len(fields) == 1 else f.name
-            arrays[name] = (f"t0_fields/{f.name}", None)
-        else:
-            for c, axis in enumerate(AXES[:d]):
-                arrays[f"V{axis}"] = (f"t1_fields/{f.name}", c)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    dtype = np.dtype(config.precision)  # the shards' dtype
     try:
         with h5py.File(tmp, "w") as f:
-            for name, (key, component) in arrays.items():
-                _array(f, name, key, component, folder, shards, shape, dtype, virtual)
-            _coordinates(f, config, frames)
-            _parameters(f, config, folder, shards)
-            _record_splits(f, shards, counts)
+            if per_sample:
+                _per_sample(f, config, fields, folder, shards)
+            else:
+                _single(f, config, fields, folder, shards, sum(counts), virtual)
+                _parameters(f, config, folder, shards)
+            _record_splits(f, shards, counts, test_last=per_sample)
             f.attrs["diffphys_format"] = PDEBENCH_FORMAT
+            f.attrs["diffphys_layout"] = sc.pdebench_layout
             f.attrs["diffphys_config_hash"] = config.hash
             f.attrs["diffphys_dataset"] = str(folder.resolve())
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _single(f, config, fields, folder, shards, total, virtual):
+    """PDEBench's single-file layout: `tensor` (or one array per field and
+    component), a steady scenario's input as `nu` (PDEBench's Darcy files), the
+    coordinates."""
+    sc = config.scenario_obj
+    d, n, frames = sc.num_spatial_dims, config.num_points, config.num_frames
+    space = (n,) * d
+    arrays = {}  # name in the export -> (source key, component or None, shape)
+    for fld in fields:
+        if fld.tensor_order == 0:
+            name = "tensor" if len(fields) == 1 else fld.name
+            arrays[name] = (f"t0_fields/{fld.name}", None, (total, frames) + space)
+        else:
+            for c, axis in enumerate(AXES[:d]):
+                key = f"t1_fields/{fld.name}"
+                arrays[f"V{axis}"] = (key, c, (total, frames) + space)
+    for fld in sc.constant_fields:
+        name = "nu" if len(sc.constant_fields) == 1 else fld.name
+        arrays[name] = (
+            f"t{fld.tensor_order}_fields/{fld.name}",
+            None,
+            (total,) + space,
+        )
+    dtype = np.dtype(config.precision)  # the shards' dtype
+    for name, (key, component, shape) in arrays.items():
+        _array(f, name, key, component, folder, shards, shape, dtype, virtual)
+    _coordinates(f, config, frames)
+
+
+def _per_sample(f, config, fields, folder, shards):
+    """PDEBench's per-sample layout (diffusion–sorption, its FNODatasetMult): a
+    group per sample, `NNNN/data` `(T, *N, C)` (the fields stacked on the last
+    axis), `NNNN/grid/x` (`y`, `z`) and `NNNN/grid/t`, the sample's parameters as
+    the group's attribute `diffphys_params` (JSON)."""
+    sc = config.scenario_obj
+    coordinate = sc.coordinates(config.num_points, config.domain_extent)
+    times = np.arange(config.num_frames) * config.frame_interval
+    names = [n for n, _ in config.params]
+    width = max(4, len(str(config.num_samples - 1)))
+    index = 0
+    for shard in shards:
+        with h5py.File(folder / shard["path"], "r") as src:
+            parts = [
+                src[f"t{fld.tensor_order}_fields/{fld.name}"][...] for fld in fields
+            ]
+            parts = [
+                p[..., None] if fld.tensor_order == 0 else p
+                for p, fld in zip(parts, fields, strict=True)
+            ]
+            data = np.concatenate(parts, axis=-1)
+            scalars = {
+                n: np.broadcast_to(src["scalars"][n][...], data.shape[:1])
+                for n in names
+            }
+        for row in range(data.shape[0]):
+            group = f.create_group(f"{index:0{width}d}")
+            group.create_dataset("data", data=data[row])
+            grid = group.create_group("grid")
+            for axis in AXES[: sc.num_spatial_dims]:
+                grid[axis] = coordinate.astype(np.float32)
+            grid["t"] = times.astype(np.float32)
+            group.attrs["diffphys_params"] = json.dumps(
+                {n: float(v[row]) for n, v in scalars.items()}
+            )
+            index += 1
 
 
 def _chosen_fields(sc, field):
@@ -150,10 +219,13 @@ def _coordinates(f, config, frames):
     sc = config.scenario_obj
     n, length = config.num_points, config.domain_extent
     ours = sc.coordinates(n, length)
-    centres = sc.origin + cell_centres(n, length, periodic=False)
+    # Periodic data is relabelled to PDEBench's cell centres (see export_pdebench);
+    # other grids keep their points (cell centres, or Darcy's nodes).
+    periodic = sc.boundary == "periodic"
+    points = sc.origin + cell_centres(n, length, periodic=False) if periodic else ours
     for axis in AXES[: sc.num_spatial_dims]:
-        f[f"{axis}-coordinate"] = centres.astype(np.float32)
-    f.attrs["diffphys_x_shift"] = float(centres[0] - ours[0])
+        f[f"{axis}-coordinate"] = points.astype(np.float32)
+    f.attrs["diffphys_x_shift"] = float(points[0] - ours[0])
     f["t-coordinate"] = (np.arange(frames + 1) * config.frame_interval).astype(
         np.float32
     )
@@ -176,23 +248,34 @@ def _parameters(f, config, folder, shards):
         )
 
 
-def _record_splits(f, shards, counts):
+def _record_splits(f, shards, counts, *, test_last: bool = False):
     spans, first = {}, 0
     for shard, count in zip(shards, counts, strict=True):
         start, _ = spans.get(shard["split"], (first, first))
         spans[shard["split"]] = (start, first + count)
         first += count
     f.attrs["diffphys_splits"] = json.dumps(spans)
-    total, tests = first, spans.get("test", (0, 0))[1]
-    f.attrs["diffphys_test_ratio"] = pdebench_test_ratio(tests, total)
+    start, stop = spans.get("test", (first, first))
+    tests = stop - start
+    f.attrs["diffphys_test_ratio"] = pdebench_test_ratio(
+        tests, first, test_last=test_last
+    )
 
 
-def pdebench_test_ratio(tests: int, total: int) -> float:
-    """A ratio `r` with `int(total * r) == tests` (PDEBench's cut), as close to
-    `tests / total` as floating point allows."""
+def pdebench_test_ratio(tests: int, total: int, *, test_last: bool = False) -> float:
+    """A ratio `r` whose PDEBench cut takes our `tests` samples: `int(total * r)
+    == tests` (single file: the first ones), or `int(total * (1 - r)) == total -
+    tests` (per-sample: the last ones); as close to `tests / total` as floating
+    point allows."""
     r = tests / total
-    while int(total * r) < tests:
+
+    def count(r):
+        return total - int(total * (1 - r)) if test_last else int(total * r)
+
+    while count(r) < tests:
         r = math.nextafter(r, math.inf)
+    while count(r) > tests:
+        r = math.nextafter(r, -math.inf)
     return r
 
 
@@ -221,6 +304,9 @@ def check_export(path: Path, f) -> dict:
         for name, item in f.items()
         if isinstance(item, h5py.Dataset) and not name.endswith("coordinate")
     }
+    groups = [name for name, item in f.items() if isinstance(item, h5py.Group)]
+    if groups:  # the per-sample layout: one group per sample
+        arrays["<sample>/data"] = [len(groups), *f[groups[0]]["data"].shape]
     return {
         "kind": "pdebench",
         "path": str(path),

@@ -88,6 +88,7 @@ def describe(path, *, verify: bool = True, progress: bool | None = None) -> dict
         "config_hash": config.hash,
         "config": config.to_dict(),
         "splits": splits,
+        "steady": config.scenario_obj.steady,
         "entity_dims": summary["entity_dims"] if summary else [],
         "fields": {
             name: {**v, "shape": ["n"] + v["shape"][1:]}

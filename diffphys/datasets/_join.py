@@ -78,6 +78,11 @@ def _metadata(config: GenerationConfig) -> dict:
     names = {0: [], 1: [], 2: []}
     for f in sc.fields:
         names[f.tensor_order].extend(sc.channel_names[c] for c in f.channels)
+    constant = {0: [], 1: [], 2: []}
+    for f in sc.constant_fields:
+        constant[f.tensor_order].extend(
+            sc.constant_channel_names[c] for c in f.channels
+        )
     shards = config.shards()
     return {
         "dataset_name": sc.name,
@@ -86,7 +91,7 @@ def _metadata(config: GenerationConfig) -> dict:
         "scalar_names": [],
         "constant_scalar_names": [n for n, _ in config.params],
         "field_names": names,
-        "constant_field_names": {0: [], 1: [], 2: []},
+        "constant_field_names": constant,
         # The Well lists the dataset's distinct types, not one per axis (its
         # periodic 2D `active_matter.yaml`: `[PERIODIC]`).
         "boundary_condition_types": [sc.boundary.upper()]
@@ -106,7 +111,7 @@ def _statistics(config: GenerationConfig, records: list[dict]) -> dict:
     out = {
         k: {} for k in ("mean", "std", "rms", "mean_delta", "std_delta", "rms_delta")
     }
-    for field in sc.fields:
+    for field in sc.fields + sc.constant_fields:
         for part, suffix in (("value", ""), ("delta", "_delta")):
             total = None
             for r in records:

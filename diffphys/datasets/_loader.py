@@ -20,7 +20,10 @@ class WindowDataset:
         channel per component);
     - `constant_scalars` `(P,)`: the trajectory's parameters, in `scalar_names` order;
     - `input_time` `(n_input,)`, `output_time` `(n_output,)`;
-    - `trajectory`: the global trajectory index.
+    - `trajectory`: the global trajectory index;
+    - `constant_fields` `(C_c, *N)`, for a steady scenario (Darcy): its inputs
+        (The Well's constant fields). Its windows are the one frame, the solution:
+        `n_input=0` (the default there), `n_output=1`.
 
     Every window read is checked for NaN and inf (generation never writes them, so
     one is a corrupt shard): a `ValueError` names the shard and the trajectory.
@@ -35,7 +38,7 @@ class WindowDataset:
         folder,
         split: str = "train",
         *,
-        n_input: int = 1,
+        n_input: int | None = None,
         n_output: int | None = 1,
         stride: int = 1,
         verify: bool = False,
@@ -45,7 +48,17 @@ class WindowDataset:
         self.split = split
         self.shards = split_shards(manifest, split)
         frames = self.config.num_frames
-        if n_input < 1 or stride < 1 or (n_output is not None and n_output < 1):
+        sc = self.config.scenario_obj
+        if n_input is None:
+            n_input = 0 if sc.steady else 1
+        if sc.steady and (n_input != 0 or n_output not in (None, 1)):
+            raise ValueError(
+                f"Scenario {sc.name!r} is steady: a sample is its inputs "
+                "(`constant_fields`) and one frame, the solution; open it with "
+                "n_input=0, n_output=1."
+            )
+        minimum = 0 if sc.steady else 1
+        if n_input < minimum or stride < 1 or (n_output is not None and n_output < 1):
             raise ValueError("n_input, n_output and stride must be >= 1.")
         if n_output is None:
             n_output = (frames - 1) // stride - n_input + 1
@@ -59,7 +72,6 @@ class WindowDataset:
         self.windows_per_trajectory = frames - span + 1
         sizes = [s["samples"][1] - s["samples"][0] for s in self.shards]
         self._first = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        sc = self.config.scenario_obj
         self.scalar_names = [name for name, _ in self.config.params]
         self.field_names = [f.name for f in sc.fields]
         self.time = np.arange(frames) * self.config.frame_interval
@@ -92,17 +104,21 @@ class WindowDataset:
         f = self._file(shard)
         span = (self.n_input + self.n_output - 1) * self.stride + 1
         frames = slice(start, start + span, self.stride)
-        channels = []
-        for field in self.config.scenario_obj.fields:
-            x = f[f"t{field.tensor_order}_fields/{field.name}"][row, frames]
+        sc = self.config.scenario_obj
+
+        def channels(field, index):
+            x = f[f"t{field.tensor_order}_fields/{field.name}"][index]
             x = x.reshape(x.shape[: x.ndim - field.tensor_order] + (-1,))
-            channels.append(np.moveaxis(x, -1, 1))
-        x = np.concatenate(channels, axis=1)
+            return np.moveaxis(x, -1, -1 - len(sc.space_shape(self.config.num_points)))
+
+        x = np.concatenate([channels(fld, (row, frames)) for fld in sc.fields], axis=1)
+        constants = [channels(fld, row) for fld in sc.constant_fields]
         scalars = [
             f["scalars"][n][row] if f["scalars"][n].shape else f["scalars"][n][()]
             for n in self.scalar_names
         ]
-        if not (np.isfinite(x).all() and np.isfinite(scalars).all()):
+        finite = np.isfinite(x).all() and np.isfinite(scalars).all()
+        if not (finite and all(np.isfinite(c).all() for c in constants)):
             raise ValueError(
                 f"{self.folder / self.shards[shard]['path']}: trajectory "
                 f"{self.shards[shard]['samples'][0] + row} (row {row}) holds NaN or "
@@ -110,7 +126,7 @@ class WindowDataset:
                 "delete it and re-run the same `diffphys generate`."
             )
         times = self.time[frames]
-        return {
+        item = {
             "input_fields": x[: self.n_input],
             "output_fields": x[self.n_input :],
             "constant_scalars": np.asarray(scalars, dtype=x.dtype),
@@ -118,6 +134,9 @@ class WindowDataset:
             "output_time": times[self.n_input :],
             "trajectory": np.asarray(self.shards[shard]["samples"][0] + row),
         }
+        if constants:
+            item["constant_fields"] = np.concatenate(constants, axis=0)
+        return item
 
     def batches(
         self,

@@ -31,7 +31,8 @@ class Parameter(eqx.Module):
 
     - `default`: the sampler used when the user names none (a spec string such as
         `"0.01"` or `"0.001:0.1:log"`, or an `AbstractSampler`).
-    - `low`, `high`: the admissible values; `low_open` excludes `low` itself.
+    - `low`, `high`: the admissible values; `low_open` (`high_open`) excludes
+        `low` (`high`) itself.
     - `description`: one line for `--help` and the dataset's yaml.
     - `pdebench_name`: the attribute name PDEBench uses for it (e.g. `Nu`);
         `pdebench_scale`: PDEBench's value of it is this times ours (π for Burgers'
@@ -42,6 +43,7 @@ class Parameter(eqx.Module):
     low: float = eqx.field(static=True, default=-math.inf)
     high: float = eqx.field(static=True, default=math.inf)
     low_open: bool = eqx.field(static=True, default=False)
+    high_open: bool = eqx.field(static=True, default=False)
     description: str = eqx.field(static=True, default="")
     pdebench_name: str | None = eqx.field(static=True, default=None)
     pdebench_scale: float = eqx.field(static=True, default=1.0)
@@ -49,12 +51,18 @@ class Parameter(eqx.Module):
     def check(self, name: str, sampler: AbstractSampler) -> None:
         lo, hi = sampler.bounds
         too_low = lo <= self.low if self.low_open else lo < self.low
-        if too_low or hi > self.high:
-            bracket = "(" if self.low_open else "["
+        too_high = hi >= self.high if self.high_open else hi > self.high
+        if too_low or too_high:
             raise ValueError(
                 f"`params` {name}={sampler.spec} leaves the admissible range "
-                f"{bracket}{self.low}, {self.high}]."
+                f"{self.admissible}."
             )
+
+    @property
+    def admissible(self) -> str:
+        """The admissible range in interval notation, e.g. `(0.0, 1.0)`."""
+        low, high = "(["[not self.low_open], ")]"[not self.high_open]
+        return f"{low}{self.low}, {self.high}{high}"
 
 
 class SavedField(eqx.Module):
@@ -96,9 +104,31 @@ class Scenario(eqx.Module):
     - `vectorise`: compute a batch's trajectories with `vmap` (else one after
         another, `lax.map`: for solvers whose steps branch, where `vmap` would run
         every branch).
+    - `warmup`: simulated time run from the initial condition and discarded before
+        the first saved frame (to start on an attractor, e.g. Kuramoto–Sivashinsky).
+    - `conserved`: the state channels whose integral the PDE conserves on its
+        domain (with the boundary fluxes where it is open): evaluation's mass drift
+        is measured on them (`None`: every channel; `()`: none). On an open domain
+        with a conservative stepper, its `mass(u)` is what is conserved.
+    - `vertices`: the `N` points are the nodes `origin + i L/(N − 1)`, boundary
+        included (Darcy), not cell centres.
+    - `steady`: a steady problem (Darcy): `initial_condition(N, key)` draws the
+        inputs, stored as `constant_fields`; `make_stepper(L, N, dt, **params)` is
+        the solver mapping them to the solution, stored as the one frame of the
+        `fields` (`num_steps = 0`). Training learns that map; evaluation compares
+        it once.
+    - `constant_fields`: `SavedField`s of the inputs of a steady scenario (their
+        channels index the array `initial_condition` returns), stored with
+        `time_varying = False` (The Well's constant fields).
+    - `pdebench_layout`: how `export_pdebench` writes the dataset: `"single"` (one
+        file, `tensor` or per-component arrays, test samples first; a steady
+        scenario's constant field goes in `nu`, as PDEBench's Darcy files) or
+        `"per-sample"` (PDEBench's `.h5` of groups `0000/data (T, *N, C)`,
+        `grid/x`, `grid/t`, read by its `FNODatasetMult`, test samples last).
 
     Grids: periodic domains hold `N` points `origin + i L/N`; others `N` cells of
-    `[origin, origin + L]`, the points at the cell centres `origin + (i + ½) L/N`.
+    `[origin, origin + L]`, the points at the cell centres `origin + (i + ½) L/N`
+    (or its nodes, with `vertices`).
     """
 
     name: str = eqx.field(static=True)
@@ -124,6 +154,12 @@ class Scenario(eqx.Module):
     num_points_range: tuple[int, int] = eqx.field(static=True, default=(8, 2**31))
     precisions: tuple[str, ...] = eqx.field(static=True, default=("float32", "float64"))
     vectorise: bool = eqx.field(static=True, default=True)
+    warmup: float = eqx.field(static=True, default=0.0)
+    conserved: tuple[int, ...] | None = eqx.field(static=True, default=None)
+    vertices: bool = eqx.field(static=True, default=False)
+    steady: bool = eqx.field(static=True, default=False)
+    constant_fields: tuple[SavedField, ...] = eqx.field(static=True, default=())
+    pdebench_layout: str = eqx.field(static=True, default="single")
 
     def __check_init__(self):
         if self.initial_condition is None and self.exact is None:
@@ -138,7 +174,31 @@ class Scenario(eqx.Module):
             )
         if self.boundary not in ("periodic", "wall", "open"):
             raise ValueError(f"Unknown boundary type {self.boundary!r}.")
-        for f in self.fields:
+        if self.steady != bool(self.constant_fields):
+            raise ValueError(
+                f"Scenario {self.name!r}: a steady scenario stores its inputs as "
+                "constant_fields, and only a steady one has them."
+            )
+        if self.steady and self.initial_condition is None:
+            raise ValueError(
+                f"Scenario {self.name!r} is steady: its initial_condition draws the "
+                "inputs."
+            )
+        channels = sorted(c for f in self.constant_fields for c in f.channels)
+        if channels != list(range(len(channels))):
+            raise ValueError(
+                f"Scenario {self.name!r}: constant_fields must cover channels once."
+            )
+        if self.conserved is not None and not set(self.conserved) <= set(
+            range(self.num_channels)
+        ):
+            raise ValueError(
+                f"Scenario {self.name!r}: conserved channels {self.conserved} are "
+                f"not among its {self.num_channels}."
+            )
+        if self.pdebench_layout not in ("single", "per-sample"):
+            raise ValueError(f"Unknown pdebench_layout {self.pdebench_layout!r}.")
+        for f in self.fields + self.constant_fields:
             if len(f.channels) != self.num_spatial_dims**f.tensor_order:
                 raise ValueError(
                     f"Scenario {self.name!r}: field {f.name!r} of tensor order "
@@ -177,6 +237,8 @@ class Scenario(eqx.Module):
         if self.entities is not None:
             return np.arange(num_points, dtype=np.float64)
         length = self.domain_extent if domain_extent is None else domain_extent
+        if self.vertices:
+            return self.origin + np.linspace(0.0, length, num_points)
         periodic = self.boundary == "periodic"
         return self.origin + cell_centres(num_points, length, periodic)
 
@@ -204,12 +266,32 @@ class Scenario(eqx.Module):
         return sum(len(f.channels) for f in self.fields)
 
     @property
+    def num_constant_channels(self) -> int:
+        """Channels of the inputs of a steady scenario (0 for the others)."""
+        return sum(len(f.channels) for f in self.constant_fields)
+
+    @property
+    def conserved_channels(self) -> tuple[int, ...]:
+        """`conserved`, with `None` read as every channel."""
+        if self.conserved is None:
+            return tuple(range(self.num_channels))
+        return tuple(self.conserved)
+
+    @property
     def channel_names(self) -> list[str]:
         """One name per state channel, in channel order: a scalar field's name, a
         vector field's components `name_x`, `name_y`, ... (The Well's names)."""
-        names = [""] * self.num_channels
+        return self._names(self.fields, self.num_channels)
+
+    @property
+    def constant_channel_names(self) -> list[str]:
+        """As `channel_names`, for the constant fields of a steady scenario."""
+        return self._names(self.constant_fields, self.num_constant_channels)
+
+    def _names(self, fields, count) -> list[str]:
+        names = [""] * count
         axes = "xyz"[: self.num_spatial_dims]
-        for f in self.fields:
+        for f in fields:
             suffixes = [
                 "".join(a) for a in itertools.product(axes, repeat=f.tensor_order)
             ]
@@ -223,10 +305,9 @@ class Scenario(eqx.Module):
         and where the defaults come from."""
         parameters = {}
         for name, p in self.parameters.items():
-            low = "(" if p.low_open else "["
             parameters[name] = {
                 "default": str(p.default),
-                "admissible": f"{low}{p.low}, {p.high}]",
+                "admissible": p.admissible,
                 "description": p.description,
                 **({"pdebench_name": p.pdebench_name} if p.pdebench_name else {}),
             }
@@ -238,6 +319,17 @@ class Scenario(eqx.Module):
                 f.name: ("scalar", "vector", "tensor")[f.tensor_order]
                 for f in self.fields
             },
+            **(
+                {
+                    "steady": True,
+                    "constant_fields": {
+                        f.name: ("scalar", "vector", "tensor")[f.tensor_order]
+                        for f in self.constant_fields
+                    },
+                }
+                if self.steady
+                else {}
+            ),
             **({"entities": self.entities} if self.entities else {}),
             "parameters": parameters,
             "defaults": {
@@ -430,6 +522,7 @@ register_scenario(
         num_points=1024,
         num_steps=200,
         frame_interval=0.01,
+        conserved=(0,),
         defaults_from=_PDEBENCH_BURGERS + "; ν = 0.01 (PDEBench's Nu = π·0.01)",
     )
 )
@@ -465,6 +558,7 @@ register_scenario(
         num_points=1024,
         num_steps=200,
         frame_interval=0.01,
+        conserved=(0,),
         defaults_from=_PDEBENCH_BURGERS + "; ν = 0.001 (PDEBench's Nu = π·0.001)",
     )
 )
@@ -506,6 +600,9 @@ register_scenario(
         num_points=64,
         num_steps=50,
         frame_interval=0.02,
+        # (u·∇)u integrates to −∫u ∇·u: the momentum of a compressible field is
+        # not conserved.
+        conserved=(),
         defaults_from="diffphys's choice (no benchmark has this recipe)",
     )
 )
@@ -532,6 +629,7 @@ def _probconserv(name, description, make_stepper, exact, parameters, **options):
         num_points=128,
         num_steps=100,
         frame_interval=0.01,
+        conserved=(0,),
     )
     register_scenario(
         Scenario(

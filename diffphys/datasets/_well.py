@@ -84,17 +84,20 @@ def create_shard_file(path, config, shard, *, dtype) -> h5py.File:
         _flags(scalars.create_dataset(name, shape, dtype), sample=varying, time=False)
 
     groups = {g: f.create_group(g) for g in _FIELD_GROUPS}
+    every = sc.fields + sc.constant_fields
     for order, name in enumerate(_FIELD_GROUPS):
         groups[name].attrs["field_names"] = [
-            fld.name for fld in sc.fields if fld.tensor_order == order
+            fld.name for fld in every if fld.tensor_order == order
         ]
-    for fld in sc.fields:
-        shape = (shard.size, frames) + space + (d,) * fld.tensor_order
+    for fld in every:
+        # A steady scenario's inputs are The Well's constant fields: no time axis.
+        varying = fld.name not in {c.name for c in sc.constant_fields}
+        shape = (shard.size,) + (frames,) * varying + space + (d,) * fld.tensor_order
         data = groups[_FIELD_GROUPS[fld.tensor_order]].create_dataset(
             fld.name, shape, dtype, chunks=(1,) + shape[1:], track_times=False
         )
         data.attrs["dim_varying"] = [True] * len(space)
-        _flags(data, sample=True, time=True)
+        _flags(data, sample=True, time=varying)
     return f
 
 

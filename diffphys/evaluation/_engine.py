@@ -23,15 +23,26 @@ from . import _metrics
 def metric_notes(config: GenerationConfig) -> dict[str, str]:
     """What the domain-dependent metrics mean on this dataset (periodic or not)."""
     sc = config.scenario_obj
+    names = ", ".join(sc.channel_names[c] for c in sc.conserved_channels)
+    if sc.steady:
+        return {
+            "mass_drift": "n/a: a steady problem",
+            "max_principle_violation": "n/a: a steady problem",
+            "spectral": "n/a: the domain is not periodic",
+        }
     if sc.boundary == "periodic":
         return {
-            "mass_drift": "|∫u(t) − ∫u(0)| (closed periodic domain)",
+            "mass_drift": f"|∫u(t) − ∫u(0)| of the conserved channels ({names}), "
+            "closed periodic domain"
+            if names
+            else "n/a: the scenario declares no conserved channel",
             "max_principle_violation": "excess of max|u(t)| over max|u(0)|",
             "spectral": "PDEBench's low/mid/high Fourier bands",
         }
-    budget = _has_budget(config)
+    budget = _has_budget(config) and bool(names)
     return {
-        "mass_drift": "|∫u(t) − b(t)|, b the solver's boundary-flux budget"
+        "mass_drift": "|mass(u(t)) − b(t)|, b the solver's boundary-flux budget "
+        "(mass: ∫u, or the solver's own conserved quantity)"
         if budget
         else "n/a: open domain and no conservative stepper for a mass budget",
         "max_principle_violation": "excess of max|u(t)| over the truth's max over "
@@ -42,11 +53,13 @@ def metric_notes(config: GenerationConfig) -> dict[str, str]:
 
 def _has_budget(config: GenerationConfig) -> bool:
     sc = config.scenario_obj
-    params = {name: jnp.ones(()) for name, _ in config.params}
+    # Traced parameters: no value to check, only the stepper's type to find.
+    params = {name: jax.ShapeDtypeStruct((), float) for name, _ in config.params}
     stepper = jax.eval_shape(
-        lambda: sc.make_stepper(
-            config.domain_extent, config.num_points, config.dt, **params
-        )
+        lambda p: sc.make_stepper(
+            config.domain_extent, config.num_points, config.dt, **p
+        ),
+        params,
     )
     return isinstance(stepper, AbstractConservativeStepper)
 
@@ -74,11 +87,33 @@ def resample(u: jax.Array, num_points: int) -> jax.Array:
     return (jnp.fft.irfftn(out, s=(num_points,) * d, axes=axes) * scale).astype(u.dtype)
 
 
+def regrid(u: jax.Array, num_points: int, scenario, domain_extent: float) -> jax.Array:
+    """`u` `(C, *N)` on `scenario`'s grid moved to `num_points` per axis: Fourier
+    resampling on a periodic domain (`resample`), else linear interpolation along
+    each axis between the scenario's points (cell centres, or Darcy's nodes; values
+    beyond the outermost points are held constant)."""
+    n = u.shape[-1]
+    if num_points == n:
+        return u
+    if scenario.boundary == "periodic":
+        return resample(u, num_points)
+    src = jnp.asarray(scenario.coordinates(n, domain_extent), u.dtype)
+    dst = jnp.asarray(scenario.coordinates(num_points, domain_extent), u.dtype)
+    for axis in range(1, u.ndim):
+        moved = jnp.moveaxis(u, axis, -1)
+        flat = moved.reshape(-1, n)
+        flat = jax.vmap(lambda row: jnp.interp(dst, src, row))(flat)
+        u = jnp.moveaxis(flat.reshape(moved.shape[:-1] + (num_points,)), -1, axis)
+    return u
+
+
 class AbstractModel(eqx.Module):
     """Something to roll out: `build(config, num_steps)` returns `fn(u0, params) ->
     (num_steps + 1, C, *N)` for a dataset's `GenerationConfig` (grid, frame
     interval, parameters); `params` maps each dataset parameter to the trajectory's
-    scalar value."""
+    scalar value. For a steady scenario (Darcy) `u0` is the sample's inputs (its
+    constant fields, `(C_c, *N)`) and `fn` returns the solution as one frame,
+    `(1, C, *N)`."""
 
     name: eqx.AbstractVar[str]
 
@@ -100,14 +135,20 @@ class Stepper(AbstractModel):
             raise ValueError("A model must be callable: u (C, *N) -> u_next.")
 
     def build(self, config, num_steps):
+        sc = config.scenario_obj
+
         def fn(u0, params):
             del params
             out = jax.eval_shape(self.stepper, u0)
-            if out.shape != u0.shape:
+            want = (sc.num_channels,) + u0.shape[1:] if sc.steady else u0.shape
+            if out.shape != want:
                 raise ValueError(
                     f"Model {self.name!r} maps a state of shape {u0.shape} to "
-                    f"{out.shape}; it must keep the dataset's grid (C, *N)."
+                    f"{out.shape}; it must give {want} (the dataset's grid "
+                    f"{'and solution channels' if sc.steady else '(C, *N)'})."
                 )
+            if sc.steady:
+                return self.stepper(u0)[None]
             return rollout(self.stepper, u0, num_steps, throw=False)
 
         return fn
@@ -115,10 +156,12 @@ class Stepper(AbstractModel):
 
 class SolverBaseline(AbstractModel):
     """A registered scenario's own stepper as a classical baseline, optionally on a
-    coarser grid (`num_points`; states are Fourier-resampled in and out) or with
-    fewer solver steps per saved frame (`save_every`, i.e. a larger dt). The
-    trajectory's parameters (e.g. ν) come from the dataset. Default `save_every`: the
-    fewest steps per frame within the scheme's stability limit at that grid."""
+    coarser grid (`num_points`; states are moved in and out by `regrid`: Fourier
+    resampling on periodic domains, linear interpolation on others) or with fewer
+    solver steps per saved frame (`save_every`, i.e. a larger dt). The trajectory's
+    parameters (e.g. ν) come from the dataset. Default `save_every`: the fewest
+    steps per frame within the scheme's stability limit at that grid. For a steady
+    scenario, its solver on the (coarser) grid."""
 
     scenario: str = eqx.field(static=True)
     num_points: int | None = eqx.field(static=True)
@@ -153,14 +196,20 @@ class SolverBaseline(AbstractModel):
                 f"dataset provides {sorted(names)}."
             )
         n = self.num_points or config.num_points
-        if n != config.num_points and sc.boundary != "periodic":
-            raise ValueError(
-                f"Model {self.name!r}: num_points differs from the dataset's, and "
-                "grids are resampled spectrally, which needs periodic data; scenario "
-                f"{sc.name!r} has {sc.boundary} boundaries. Leave num_points out."
-            )
         if n < 8:
             raise ValueError(f"Model {self.name!r}: num_points must be >= 8.")
+        L, N = config.domain_extent, config.num_points
+
+        def move(u, points):
+            return regrid(u, points, sc, L)
+
+        if sc.steady:
+
+            def solve(inputs, params):
+                solver = sc.make_stepper(L, n, config.dt, **params)
+                return move(solver(move(inputs, n)), N)[None]
+
+            return solve
         largest = {k: data.sampler(k, spec).bounds[1] for k, spec in config.params}
         limit = sc.max_dt(config.domain_extent, n, **largest)
         interval = config.frame_interval
@@ -174,9 +223,9 @@ class SolverBaseline(AbstractModel):
             )
 
         def fn(u0, params):
-            stepper = sc.make_stepper(config.domain_extent, n, dt, **params)
-            coarse = sc.rollout(stepper, resample(u0, n), num_steps, save_every=every)
-            return jax.vmap(lambda u: resample(u, config.num_points))(coarse)
+            stepper = sc.make_stepper(L, n, dt, **params)
+            coarse = sc.rollout(stepper, move(u0, n), num_steps, save_every=every)
+            return jax.vmap(lambda u: move(u, N))(coarse)
 
         return fn
 
@@ -316,19 +365,24 @@ def evaluate(
     model = parse_model(model)
     if name:
         model = dataclasses.replace(model, name=name)
-    dataset = open_split(data, split, n_input=1, n_output=None)
+    dataset = open_split(data, split, n_input=None, n_output=None)
     config = dataset.config
-    config.scenario_obj.require_grid("evaluation (its field metrics)")
+    sc = config.scenario_obj
+    sc.require_grid("evaluation (its field metrics)")
     if dataset.num_trajectories == 0:
         raise ValueError(f"Split {split!r} of {data} holds no trajectories.")
+    # A steady sample is compared once: its solution is the one "step".
+    horizon = 1 if sc.steady else config.num_steps
     if num_steps is None:
-        num_steps = config.num_steps
-    if not 1 <= num_steps <= config.num_steps:
+        num_steps = horizon
+    if not 1 <= num_steps <= horizon:
         raise ValueError(
-            f"`num_steps` must be in 1..{config.num_steps} (the dataset's saved "
-            f"frames), got {num_steps}."
+            f"`num_steps` must be in 1..{horizon} (the dataset's saved frames"
+            f"{'; a steady scenario has one' if sc.steady else ''}), got {num_steps}."
         )
-    if spectrum_steps is None:
+    if spectrum_steps is None and sc.steady:
+        spectrum_steps = [0]
+    elif spectrum_steps is None:
         spectrum_steps = sorted({num_steps // 4 or 1, num_steps // 2 or 1, num_steps})
     with config.numerics():  # the dataset's precision, whatever the global flag
         rollout_fn = model.build(config, num_steps)
@@ -338,10 +392,10 @@ def evaluate(
         budget = _budget_function(config, num_steps)
         size = min(_memory_batch(config, num_steps), dataset.num_trajectories)
         tally = _Tally(num_examples)
-        for first, count, truth, scalars in _chunks(dataset, num_steps, size):
+        for first, count, inputs, truth, scalars in _chunks(dataset, num_steps, size):
             # The mass budget is the data's, not the model's work: not timed.
             mass = None if budget is None else budget(truth[:, 0], scalars)
-            arguments = (truth[:, 0], truth, scalars, mass)
+            arguments = (inputs, truth, scalars, mass)
             if first == 0:  # compile and warm up: the timing is of steady rollouts
                 jax.block_until_ready(batched(*arguments))
             start = time.perf_counter()
@@ -360,10 +414,14 @@ def evaluate(
 
 
 def _budget_function(config: GenerationConfig, num_steps: int) -> Callable | None:
-    """On a non-periodic domain whose scenario has a conservative stepper, a jitted
-    `fn(u0s, scalars) -> (B, num_steps + 1)`: the mass budget `b(t)` of the
-    boundary fluxes from each initial state (`mass_budget`); None otherwise."""
-    if config.scenario_obj.boundary == "periodic" or not _has_budget(config):
+    """On a non-periodic domain whose scenario has a conservative stepper (and
+    conserves something), a jitted `fn(u0s, scalars) -> (B, num_steps + 1)`: the
+    mass budget `b(t)` of the boundary fluxes from each initial state
+    (`mass_budget`); None otherwise."""
+    sc = config.scenario_obj
+    if sc.boundary == "periodic" or sc.steady or not sc.conserved_channels:
+        return None
+    if not _has_budget(config):
         return None
     sc, names = config.scenario_obj, [n for n, _ in config.params]
 
@@ -388,27 +446,41 @@ def _compare(rollout_fn: Callable, config: GenerationConfig, spectrum_steps):
     (`_budget_function`; NaN without one), the max principle is bounded over all
     times and the spectral errors are NaN (`metric_notes`)."""
     names = [n for n, _ in config.params]
-    periodic = config.scenario_obj.boundary == "periodic"
+    sc = config.scenario_obj
+    periodic = sc.boundary == "periodic"
+    conserved = sc.conserved_channels
+    # A steady sample's frame is the solution itself; a rollout's first frame is
+    # the given initial state, not compared.
+    first = 0 if sc.steady else 1
 
     def one(u0, truth, scalars, mass):
         params = {k: scalars[i] for i, k in enumerate(names)}
         pred = rollout_fn(u0, params).astype(truth.dtype)
-        p, t = pred[1:], truth[1:]
-        drift = _metrics.mass_drift(
-            pred, domain_extent=config.domain_extent, reference=mass
-        )
-        if not periodic and mass is None:
+        p, t = pred[first:], truth[first:]
+        if mass is not None:  # open domain: the stepper's own mass, e.g. ∫M(u)
+            stepper = sc.make_stepper(
+                config.domain_extent, config.num_points, config.dt, **params
+            )
+            drift = jnp.abs(jax.vmap(stepper.mass)(pred) - mass)
+        else:
+            drift = _metrics.mass_drift(
+                pred, domain_extent=config.domain_extent, channels=conserved or None
+            )
+        if sc.steady or not conserved or (not periodic and mass is None):
             drift = jnp.full_like(drift, jnp.nan)
+        principle = _metrics.max_principle_violation(
+            pred, truth, over_time=not periodic
+        )
+        if sc.steady:  # no initial state to bound the solution by
+            principle = jnp.full_like(principle, jnp.nan)
         vrmse = _metrics.vrmse(p, t)
         metrics = {
             "rmse": _metrics.rmse(p, t),
             "nrmse": _metrics.nrmse(p, t),
             "vrmse": jnp.mean(vrmse, axis=1),  # The Well's summary over channels
             "correlation": _metrics.correlation(p, t),
-            "mass_drift": drift[1:],
-            "max_principle_violation": _metrics.max_principle_violation(
-                pred, truth, over_time=not periodic
-            )[1:],
+            "mass_drift": drift[first:],
+            "max_principle_violation": principle[first:],
         }
         if vrmse.shape[1] > 1:
             for c in range(vrmse.shape[1]):
@@ -434,6 +506,7 @@ def _chunks(dataset, num_steps: int, size: int):
     padded by repeating its last trajectory, so every chunk compiles once), truth
     cut to `num_steps + 1` frames."""
     total = dataset.num_trajectories
+    steady = dataset.config.scenario_obj.steady
     for first in range(0, total, size):
         items = [dataset[i] for i in range(first, min(first + size, total))]
         frames = [
@@ -441,12 +514,17 @@ def _chunks(dataset, num_steps: int, size: int):
             for it in items
         ]
         truth = np.stack(frames)
+        # What a model starts from: the first frame, or a steady sample's inputs.
+        inputs = (
+            np.stack([it["constant_fields"] for it in items]) if steady else truth[:, 0]
+        )
         scalars = np.stack([it["constant_scalars"] for it in items])
         pad = size - len(items)
         if pad:
             truth = np.concatenate([truth, np.repeat(truth[-1:], pad, 0)])
+            inputs = np.concatenate([inputs, np.repeat(inputs[-1:], pad, 0)])
             scalars = np.concatenate([scalars, np.repeat(scalars[-1:], pad, 0)])
-        yield first, len(items), truth, scalars
+        yield first, len(items), inputs, truth, scalars
 
 
 class _Tally:

@@ -139,7 +139,9 @@ def _metrics_record(first, evaluations, summaries, command) -> dict:
         "steps": first.num_steps,
         "frame_interval": first.config.frame_interval,
         "correlation_threshold": first.threshold,
-        "excluded": "the initial frame (given to every model) is not scored",
+        "excluded": "nothing: each steady sample's solution is scored once"
+        if first.config.scenario_obj.steady
+        else "the initial frame (given to every model) is not scored",
         "models": {
             e.name: {
                 "summary": summaries[e.name],
@@ -163,7 +165,9 @@ def _curves(first, evaluations, out: Path, plt) -> None:
             q = _metrics.summarise(e.metrics[metric])["quantiles"]
             if log:  # a perfect model's zeros have no place on a log axis
                 q = np.where(q > 0, q, np.nan)
-            (line,) = ax.plot(time, q[1], label=e.name)
+            # A steady dataset's one point needs a marker to be seen.
+            marker = "o" if len(time) == 1 else None
+            (line,) = ax.plot(time, q[1], label=e.name, marker=marker)
             ax.fill_between(time, q[0], q[2], color=line.get_color(), alpha=0.2)
         if metric == "correlation":
             ax.axhline(first.threshold, color="k", ls="--", lw=0.8)
@@ -244,24 +248,30 @@ def heatmap_panels(e: Evaluation) -> list[list[dict]]:
         return rows
     where = "" if d == 2 else " (z = 0)"
     common = {"extent": (0, L, 0, L), "xlabel": "x", "ylabel": "y"}
+    steady = e.config.scenario_obj.steady
+    # A steady sample has one frame, the solution.
+    frames, last = ([0], 0) if steady else (sorted({max(T // 2, 1), T}), T)
+
+    def when(k):
+        return "solution" if steady else f"t = {k * dt:.3g}"
+
     for r in range(min(2, truth.shape[0])):
         for c, name in enumerate(names):
             row = []
-            for k in sorted({max(T // 2, 1), T}):
+            for k in frames:
                 index = (r, k, c) + (slice(None),) * 2 + (0,) * (d - 2)
                 for what, data in (("truth", truth), ("prediction", pred)):
                     row.append(
                         {
-                            "title": f"{what} {name}{where}, t = {k * dt:.3g}, "
-                            f"sample {r}",
+                            "title": f"{what} {name}{where}, {when(k)}, sample {r}",
                             "data": data[index],
                             **common,
                         }
                     )
-            index = (r, T, c) + (slice(None),) * 2 + (0,) * (d - 2)
+            index = (r, last, c) + (slice(None),) * 2 + (0,) * (d - 2)
             row.append(
                 {
-                    "title": f"|error| {name}, t = {T * dt:.3g}",
+                    "title": f"|error| {name}, {when(last)}",
                     "data": np.abs(pred[index] - truth[index]),
                     **common,
                 }
@@ -306,15 +316,20 @@ def _heatmaps(e: Evaluation, path: Path, plt) -> None:
 def _markdown(first, evaluations, summaries, heatmaps, command) -> str:
     c = first.config
     notes = metric_notes(c)
-    lines = [
-        f"# Rollout evaluation: {c.scenario}, {first.split} split",
-        "",
-        f"{first.blowup.size} trajectories, {first.num_steps} steps of "
-        f"{c.frame_interval:.4g} (t = {first.num_steps * c.frame_interval:.4g}), "
-        f"{c.num_points} points, dataset config `{c.hash}`. Each model starts from the "
-        "true initial frame, which is not scored.",
-        "",
-    ]
+    if c.scenario_obj.steady:
+        what = (
+            f"{first.blowup.size} samples of a steady problem, {c.num_points} points, "
+            f"dataset config `{c.hash}`. Each model maps a sample's inputs to its "
+            "solution, scored once."
+        )
+    else:
+        what = (
+            f"{first.blowup.size} trajectories, {first.num_steps} steps of "
+            f"{c.frame_interval:.4g} (t = {first.num_steps * c.frame_interval:.4g}), "
+            f"{c.num_points} points, dataset config `{c.hash}`. Each model starts "
+            "from the true initial frame, which is not scored."
+        )
+    lines = [f"# Rollout evaluation: {c.scenario}, {first.split} split", "", what, ""]
     if command:
         lines += [f"Command: `{command}`", ""]
     header = (

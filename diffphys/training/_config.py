@@ -20,7 +20,9 @@ class TrainConfig(eqx.Module):
 
     - `model`: `fno` or `dymixop`; `width`, `modes`, `num_layers`; `residual`: the
         network predicts the increment `u_{n+1} − u_n` (not used by `correction`,
-        whose network already adds to the solver's step).
+        whose network already adds to the solver's step, nor on a steady dataset,
+        whose map `inputs -> solution` has no previous state: there mode `one`,
+        model `fno`, no penalty or constraint; see `check_steady`).
     - `mode`: `one`, `sup-K`, `div-K`, `correction[-K]` (see `dp.training`);
         `tbptt`: stop gradients between states every this many steps.
     - `solver`: the coarse solver of `correction`: `implicit` (Crank–Nicolson
@@ -137,12 +139,36 @@ class TrainConfig(eqx.Module):
             raise ValueError(f"Unknown training options: {sorted(unknown)}.")
         return cls(**data)
 
-    def resolved(self, num_frames: int) -> dict:
-        """Defaults that depend on the run length or on the data, filled in."""
+    def resolved(self, num_frames: int, *, steady: bool = False) -> dict:
+        """Defaults that depend on the run length or on the data, filled in (a
+        steady scenario is validated on its one solve)."""
         return {
             "warmup_steps": self.warmup_steps
             if self.warmup_steps is not None
             else self.num_train_steps // 20,
             "validate_every": self.validate_every or max(1, self.num_train_steps // 10),
-            "valid_num_steps": min(self.valid_num_steps or 50, num_frames - 1),
+            "valid_num_steps": 1
+            if steady
+            else min(self.valid_num_steps or 50, num_frames - 1),
         }
+
+    def check_steady(self) -> None:
+        """Refuse what a steady map `inputs -> solution` (Darcy) cannot be trained
+        with: a rollout mode, the time-stepping DyMixOp, Jacobian penalties and
+        mass constraints, which are about rollouts."""
+        problems = []
+        if self.parsed_mode.kind != "one":
+            problems.append(f"mode={self.mode!r} (use 'one')")
+        if self.model != "fno":
+            problems.append(
+                f"model={self.model!r} (a time-stepping operator; use 'fno')"
+            )
+        if self.jaws or self.spectral_penalty > 0:
+            problems.append("a Jacobian penalty (jaws, spectral_penalty)")
+        if self.constraint != "none":
+            problems.append(f"constraint={self.constraint!r}")
+        if problems:
+            raise ValueError(
+                "The dataset is steady (a map from its inputs to the solution): "
+                f"train it without {'; '.join(problems)}."
+            )

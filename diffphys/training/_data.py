@@ -9,9 +9,10 @@ from ..datasets import open as open_split
 
 
 def load_split(folder, split: str):
-    """All trajectories of one split in memory: fields `(B, T, C, *N)` and
-    parameters `(B, P)` (NumPy)."""
-    dataset = open_split(folder, split, n_input=1, n_output=None)
+    """All trajectories of one split in memory (NumPy): fields `(B, T, C, *N)`,
+    parameters `(B, P)`, the parameters' names, and a steady scenario's inputs
+    `(B, C_c, *N)` (None for time-dependent ones)."""
+    dataset = open_split(folder, split, n_input=None, n_output=None)
     if dataset.num_trajectories == 0:
         raise ValueError(f"Split {split!r} of {folder} holds no trajectories.")
     with dataset:
@@ -20,14 +21,17 @@ def load_split(folder, split: str):
         [np.concatenate([it["input_fields"], it["output_fields"]]) for it in items]
     )
     scalars = np.stack([it["constant_scalars"] for it in items])
-    return fields, scalars, dataset.scalar_names
+    constants = None
+    if "constant_fields" in items[0]:
+        constants = np.stack([it["constant_fields"] for it in items])
+    return fields, scalars, dataset.scalar_names, constants
 
 
 @functools.lru_cache(maxsize=2)  # one permutation per epoch, not per step
 def window_order(num_trajectories, num_frames, horizon, *, seed, epoch):
     """The `(trajectory, start)` windows of one epoch, shuffled by `(seed, epoch)`."""
     starts = num_frames - horizon
-    if starts < 1:
+    if starts < 1 or horizon < 0:
         raise ValueError(
             f"Windows of {horizon + 1} frames do not fit trajectories of {num_frames} "
             "frames; use a shorter horizon K or a dataset with more frames."
@@ -36,9 +40,10 @@ def window_order(num_trajectories, num_frames, horizon, *, seed, epoch):
     return np.stack(np.divmod(order, starts), axis=1)
 
 
-def batch_windows(fields, scalars, horizon, batch_size, seed, step):
+def batch_windows(fields, scalars, horizon, batch_size, seed, step, constants=None):
     """Training batch number `step`: a pure function of `(seed, step)`, so a resumed
-    run reads exactly the batches an uninterrupted one would."""
+    run reads exactly the batches an uninterrupted one would. Returns the windows,
+    their parameters and (for a steady scenario, `horizon = 0`) their inputs."""
     num_windows = fields.shape[0] * (fields.shape[1] - horizon)
     per_epoch = num_windows // batch_size
     if per_epoch < 1:
@@ -52,4 +57,5 @@ def batch_windows(fields, scalars, horizon, batch_size, seed, step):
     )
     chosen = order[index * batch_size : (index + 1) * batch_size]
     offsets = chosen[:, 1:2] + np.arange(horizon + 1)
-    return fields[chosen[:, :1], offsets], scalars[chosen[:, 0]]
+    inputs = None if constants is None else constants[chosen[:, 0]]
+    return fields[chosen[:, :1], offsets], scalars[chosen[:, 0]], inputs

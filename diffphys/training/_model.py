@@ -20,6 +20,8 @@ def build_model(train: TrainConfig, data: GenerationConfig, *, tau: float, key=N
     read into): network, `Residual` wrapper, `JAWS` wrapper."""
     sc = data.scenario_obj
     sc.require_grid(f"the grid operator {train.model!r}")
+    if sc.steady:
+        train.check_steady()
     d, c = sc.num_spatial_dims, sc.num_channels
     if data.num_points < 2 * train.modes:
         raise ValueError(
@@ -29,6 +31,8 @@ def build_model(train: TrainConfig, data: GenerationConfig, *, tau: float, key=N
     key = jr.key(train.seed) if key is None else key
     knet, kjaws = jr.split(key)
     common = dict(modes=train.modes, width=train.width, num_layers=train.num_layers)
+    if sc.steady:  # the map inputs -> solution, from scratch (no residual)
+        return operators.FNO(d, sc.num_constant_channels, c, **common, key=knet)
     if train.model == "fno":
         net = operators.FNO(d, c, c, **common, key=knet)
     else:
@@ -167,6 +171,8 @@ class TrainedModel(AbstractModel):
                 f"Model {self.name!r} was trained on a domain of length "
                 f"{a.domain_extent:g}; the dataset's is {b.domain_extent:g}."
             )
+        if config.scenario_obj.steady:
+            return lambda inputs, params: self.model(inputs)[None]
         make = make_step(self.model, self.train, config)
 
         def fn(u0, params):

@@ -81,10 +81,17 @@ def train(
     # optax's Adam mixes dtypes internally (bias correction): run it under standard
     # promotion even where the caller made promotion strict.
     with data_config.numerics(), jax.numpy_dtype_promotion("standard"):
-        fields, scalars, names = load_split(data, "train")
-        valid = load_split(data, "valid")[:2]
-        resolved = config.resolved(data_config.num_frames)
-        tau = float(operators.structure_change_coefficient(fields, fields.ndim - 3))
+        fields, scalars, names, constants = load_split(data, "train")
+        valid_fields, valid_scalars, _, valid_constants = load_split(data, "valid")
+        valid = (valid_fields, valid_scalars, valid_constants)
+        steady = data_config.scenario_obj.steady
+        resolved = config.resolved(data_config.num_frames, steady=steady)
+        # DyMixOp's τ is of trajectories; a steady map has none (and no DyMixOp).
+        tau = (
+            0.0
+            if steady
+            else float(operators.structure_change_coefficient(fields, fields.ndim - 3))
+        )
         model = build_model(config, data_config, tau=tau)
         record = {
             "format": run_folder.RUN_FORMAT,
@@ -102,7 +109,7 @@ def train(
         loop = _Loop(config, data_config, model, names, resolved)
         params, summary = loop.run(
             out,
-            (fields, scalars),
+            (fields, scalars, constants),
             valid,
             resume=resume,
             until=until,
@@ -160,8 +167,10 @@ class _Loop:
         model = eqx.combine(params, self.static)
         return model, make_step(model, self.config, self.data_config)
 
-    def _window_loss(self, params, window, scalar, key):
+    def _window_loss(self, params, window, scalar, constant, key):
         model, step_of = self._step_of(params)
+        if constant is not None:  # steady: the map inputs -> solution
+            return self.loss(model(constant), window[0]), jnp.zeros((), window.dtype)
         p = dict(zip(self.names, scalar, strict=True))
         reference = self.reference
         value, inputs = unroll(
@@ -175,19 +184,20 @@ class _Loop:
         x = inputs[0 if self.config.jaws_at == "truth" else -1]
         return value, _penalty(model, self.config, jax.lax.stop_gradient(x), key)
 
-    def _total_loss(self, params, windows, scalars, key):
+    def _total_loss(self, params, windows, scalars, constants, key):
         keys = jr.split(key, windows.shape[0])
-        values, penalties = jax.vmap(self._window_loss, in_axes=(None, 0, 0, 0))(
-            params, windows, scalars, keys
+        axes = (None, 0, 0, None if constants is None else 0, 0)
+        values, penalties = jax.vmap(self._window_loss, in_axes=axes)(
+            params, windows, scalars, constants, keys
         )
         data_loss, penalty = jnp.mean(values), jnp.mean(penalties)
         return data_loss + penalty, (data_loss, penalty)
 
-    def _train_step(self, params, opt_state, windows, scalars, index):
+    def _train_step(self, params, opt_state, windows, scalars, constants, index):
         key = jr.fold_in(jr.key(self.config.seed), index)
         (total, (data_loss, penalty)), grads = jax.value_and_grad(
             self._total_loss, has_aux=True
-        )(params, windows, scalars, key)
+        )(params, windows, scalars, constants, key)
         updates, opt_state = self.optimiser.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         stats = {
@@ -198,9 +208,15 @@ class _Loop:
         }
         return params, opt_state, stats
 
-    def _validate(self, params, valid_fields, valid_scalars):
-        _, step_of = self._step_of(params)
+    def _validate(self, params, valid_fields, valid_scalars, valid_constants):
+        model, step_of = self._step_of(params)
         num_steps = self.resolved["valid_num_steps"]
+        if valid_constants is not None:  # steady: nRMSE of the one solve
+            errors = jax.lax.map(
+                lambda a: nrmse_per_step(model(a[0])[None], a[1][:1]),
+                (valid_constants, valid_fields),
+            )
+            return jnp.mean(jnp.where(jnp.isfinite(errors), errors, jnp.inf))
 
         def one(traj, scalar):
             step = step_of(dict(zip(self.names, scalar, strict=True)))
@@ -248,11 +264,13 @@ class _Loop:
         extended_from=None,
     ):
         config, resolved = self.config, self.resolved
-        fields, scalars = train_arrays
+        fields, scalars, constants = train_arrays
         # On the device once, only the frames a validation compares.
-        valid_fields, valid_scalars = valid_arrays
+        valid_fields, valid_scalars, valid_constants = valid_arrays
         valid_fields = valid_fields[:, : resolved["valid_num_steps"] + 1]
-        valid = jax.device_put((valid_fields, valid_scalars), self.replicated)
+        valid = jax.device_put(
+            (valid_fields, valid_scalars, valid_constants), self.replicated
+        )
         state, params, opt_state = self._restore(out, resume)
         resumed_from = state["step"]
         total = config.num_train_steps
@@ -271,11 +289,12 @@ class _Loop:
         )
         with bar as advance, open(out / run_folder.LOG, "a") as log:
             for index in range(state["step"], stop):
-                windows, batch_scalars = batch_windows(
-                    fields, scalars, self.mode.horizon, config.batch_size,
-                    config.seed, index,
+                horizon = 0 if constants is not None else self.mode.horizon
+                batch = batch_windows(
+                    fields, scalars, horizon, config.batch_size, config.seed, index,
+                    constants,
                 )  # fmt: skip
-                batch = jax.device_put((windows, batch_scalars), self.sharded)
+                batch = jax.device_put(batch, self.sharded)
                 arguments = (params, opt_state, *batch, np.int32(index))
                 if compiled is None:
                     compiled = self.train_step.lower(*arguments).compile()
