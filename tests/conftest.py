@@ -53,12 +53,15 @@ _FILE_ORDER = [
     "tests/test_operators.py",  # 65
     "tests/test_dcdm.py",  # 69 alone
     "tests/test_burgers.py",  # 58
+    "tests/test_sorption_darcy.py",  # 48 alone (2026-12-03)
+    "tests/test_pde_datasets.py",  # 45 alone (2026-12-03)
     "tests/test_evaluation.py",  # 53
     "tests/test_constraints.py",  # 40
     "notebooks/dcdm.ipynb",  # 40 alone
     "notebooks/contact.ipynb",  # 43 alone
     "tests/test_package.py",  # 39
     "tests/test_datasets.py",  # 33
+    "notebooks/pde_zoo.ipynb",  # 30 alone (2026-12-03)
     "notebooks/datasets.ipynb",  # 29
     "tests/test_linear_solve.py",  # 24
     "notebooks/implicit_layers.ipynb",  # 23
@@ -66,6 +69,7 @@ _FILE_ORDER = [
     "notebooks/porous_medium.ipynb",  # 20
     "tests/test_jaxopt.py",  # 20
     "tests/test_poisson.py",  # 18
+    "tests/test_spectral_pdes.py",  # 14 alone (2026-12-03)
     "tests/test_failures.py",  # 14
     "notebooks/burgers.ipynb",  # 13
 ]
