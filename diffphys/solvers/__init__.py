@@ -1,18 +1,22 @@
-"""Numerical solvers, one subpackage per family: `poisson` (the diffusion operator;
-the DCDM solver as it lands), `burgers`, `porous_medium` (the generalized porous
-medium equation: heat, PME, Stefan), `conservation_law` (1D hyperbolic laws with
-inflow/outflow ends) and `contact` (rigid bodies with hard contact and friction).
+"""Numerical solvers, one subpackage per family: `poisson` (the diffusion operator,
+the pressure operator, MG-PCG and DCDM), `burgers`, `porous_medium` (the generalized
+porous medium equation: heat, PME, Stefan), `conservation_law` (1D hyperbolic laws
+with inflow/outflow ends), `kuramoto_sivashinsky`, `navier_stokes` (2D vorticity),
+`diffusion_sorption`, `darcy` (steady) and `contact` (rigid bodies with hard contact
+and friction).
 
 Every grid time stepper is a final subclass of `AbstractStepper`
 (`stepper(u, t=0.0) -> u_next`); those in conservation form of
 `AbstractConservativeStepper` (`mass`, `step -> (u_next, inflow)`); spectral PDEs of
 `AbstractSpectralStepper`, the semi-linear ETDRK engine (`ETDRK1` ... `ETDRK4`).
 
-Gradients: the implicit steppers (`BurgersImplicit`, `PorousMedium`) solve an
-equation each step with `diffphys.implicit.root_find` and are differentiated by the
-implicit function theorem (one adjoint solve per step, no Newton iterate stored);
-the explicit ones (`BurgersSpectral`, `BurgersFV`, `ConservationLaw`) by backprop
-through the steps, which `rollout(..., checkpoint=True)` checkpoints (√T memory).
+Gradients: the implicit steppers (`BurgersImplicit`, `PorousMedium`,
+`DiffusionSorption`) and the steady solvers (`Darcy`, the Poisson solves) solve
+their equations with `diffphys.implicit` and are differentiated by the implicit
+function theorem (one adjoint solve per step or solve, no iterate stored); the
+explicit ones (`BurgersSpectral`, `BurgersFV`, `ConservationLaw`,
+`KuramotoSivashinsky`, `NavierStokesVorticity`) by backprop through the steps, which
+`rollout(..., checkpoint=True)` checkpoints (√T memory).
 """
 
 from . import (

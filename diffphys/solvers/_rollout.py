@@ -114,8 +114,10 @@ def _check_frames(
                 np.asarray(finite), include_init, save_every, dt, broken
             )
         return frames
-    return _check_finite(
+    # `finite` (per frame) is computed already: no second pass over the frames.
+    return eqx.error_if(
         frames,
+        ~jnp.all(finite),
         "The rollout produced NaN or inf. The time step is likely unstable for this "
         "state (reduce dt, raise the viscosity, or bound |u| lower), or the initial "
         "state holds NaN/inf. Call rollout(..., throw=False) outside jit and look "
@@ -168,18 +170,18 @@ def _rollout(stepper, u0, num_steps, include_init, save_every, t0, dt, segments)
 
         start = (u0, jnp.asarray(t0, u0.dtype))
 
-    frames = _saved_frames(
-        step,
-        start,
-        num_steps,
-        save_every,
-        lambda c: c if t0 is None else c[0],
-        segments,
-    )
+    def saved(carry):
+        # Each frame's finiteness is checked as it is saved, while it is in cache,
+        # not by a second pass over the whole trajectory.
+        u = carry if t0 is None else carry[0]
+        return u, jnp.all(jnp.isfinite(u))
+
+    frames, finite = _saved_frames(step, start, num_steps, save_every, saved, segments)
+    initial = jnp.all(jnp.isfinite(u0))
     if include_init:
         frames = jnp.concatenate([u0[None], frames])
-    finite = jnp.all(jnp.isfinite(frames), axis=tuple(range(1, frames.ndim)))
-    return frames, finite, jnp.all(jnp.isfinite(u0))
+        finite = jnp.concatenate([initial[None], finite])
+    return frames, finite, initial
 
 
 def _check_steps(num_steps: int, save_every: int) -> None:

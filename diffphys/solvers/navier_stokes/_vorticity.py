@@ -58,10 +58,16 @@ class NavierStokesVorticity(AbstractSpectralStepper):
         `U L / ν`).
     - `drag`: `α >= 0`, linear (Rayleigh) friction (array field).
     - `forcing`: `None`, a field `(1, N, N)` or `t -> field`.
-    - `order`: ETDRK order 1–4.
+    - `order`: ETDRK order 1–4. ETDRK2 (like every two-stage Runge–Kutta) grows a
+        purely advected mode by about `(k u dt)⁴ / 4` per step, which only the
+        viscous `ν k² dt` damps: at `k` near the dealiasing cutoff, low `ν` and a
+        large step it blows up (measured: `N = 128`, `ν = 1e-3`, `|u| ~ 2`, `dt =
+        0.01`; exponax's ETDRK2 too). ETDRK4's stability region covers the
+        imaginary axis up to `|k u dt| ≈ 2.8`: use it (in float64) for low
+        viscosity at large steps.
     - `max_speed`: a bound on `|u|` the user promises; the Courant number `max_speed
         dt / dx` is checked to be <= 2 at construction, the error naming the largest
-        admissible `dt`.
+        admissible `dt` (a guard against gross mistakes; see `order`).
     - `dealiasing_fraction`, `num_circle_points`, `circle_radius`: as
         `BurgersSpectral`.
 
@@ -70,8 +76,11 @@ class NavierStokesVorticity(AbstractSpectralStepper):
     derived quantities.
 
     Reference: the pseudo-spectral method of Orszag (1971); this setting is that of
-    the FNO paper (Li et al., ICLR 2021) and of exponax's `NavierStokesVorticity`
-    (whose drag enters with the opposite sign, `+λω`).
+    the FNO paper (Li et al., ICLR 2021) and of exponax's `NavierStokesVorticity`,
+    whose drag enters with the opposite sign (`+λω`) and whose velocity is minus
+    the usual one (its `(∂_y Δ⁻¹ω, −∂_x Δ⁻¹ω)` has curl `−ω`), so that its solution
+    from `−ω₀` is minus ours from `ω₀` (measured in `benchmarks/
+    spectral_vs_exponax.py`).
     """
 
     num_spatial_dims: int = eqx.field(static=True)
