@@ -14,7 +14,7 @@ import numpy as np
 from .._custom_types import Array, Field, FieldLike, Scalar, ScalarLike
 from ._base import AbstractStepper
 from ._etdrk import AbstractETDRK
-from ._grid import check_state, field_at, state_shape
+from ._grid import check_courant, check_state, field_at, state_shape
 
 
 def _axis_shape(axis: int, num_spatial_dims: int) -> list[int]:
@@ -131,6 +131,37 @@ class SpectralGrid(eqx.Module):
 
 
 Forcing = Field | Callable[[Scalar], Field] | None
+
+# The advective Courant number a spectral stepper refuses: a guard against gross
+# mistakes, not a stability bound (ETDRK integrates the linear part exactly; the
+# explicit nonlinear part's limit depends on the scheme and the dissipation).
+MAX_COURANT = 2.0
+
+
+def check_spectral_setup(
+    name: str,
+    dt: float,
+    domain_extent: float,
+    num_points: int,
+    max_speed: float,
+    forcing: Forcing,
+    shape: tuple[int, ...],
+) -> None:
+    """The checks every spectral stepper makes when built: the advective Courant
+    number `max_speed dt / dx <= MAX_COURANT` (the error names the largest
+    admissible `dt`), and a constant forcing of the state's `shape`."""
+    dx = domain_extent / num_points
+    check_courant(
+        name,
+        dt,
+        max_speed / dx,
+        MAX_COURANT,
+        what="the advective Courant number max_speed dt/dx",
+        values=f"max_speed = {max_speed}, dx = {dx:.3g}",
+        guard=True,
+    )
+    if forcing is not None and not callable(forcing):
+        check_state(forcing, shape)
 
 
 class AbstractSpectralStepper(AbstractStepper):

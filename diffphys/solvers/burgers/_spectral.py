@@ -3,18 +3,17 @@ import equinox as eqx
 from ..._custom_types import Array, ArrayLike
 from .._etdrk import AbstractETDRK, etdrk
 from .._grid import (
-    check_courant,
     check_grid,
-    check_state,
     scalar_parameter,
     speed_promise,
 )
-from .._spectral import AbstractSpectralStepper, Forcing, SpectralGrid
+from .._spectral import (
+    AbstractSpectralStepper,
+    check_spectral_setup,
+    Forcing,
+    SpectralGrid,
+)
 from ._common import nonlinear, num_channels
-
-
-# A guard against gross mistakes, not a stability limit (see `max_speed`).
-_MAX_COURANT = 2.0
 
 
 class BurgersSpectral(AbstractSpectralStepper):
@@ -81,15 +80,14 @@ class BurgersSpectral(AbstractSpectralStepper):
     ):
         name = "BurgersSpectral"
         check_grid(num_spatial_dims, domain_extent, num_points, dt, name=name)
-        dx = domain_extent / num_points
-        check_courant(
+        check_spectral_setup(
             name,
             dt,
-            max_speed / dx,
-            _MAX_COURANT,
-            what="the advective Courant number max_speed dt/dx",
-            values=f"max_speed = {max_speed}, dx = {dx:.3g}",
-            guard=True,
+            domain_extent,
+            num_points,
+            max_speed,
+            forcing,
+            (num_channels(num_spatial_dims),) + (num_points,) * num_spatial_dims,
         )
         self.num_spatial_dims = num_spatial_dims
         self.domain_extent = float(domain_extent)
@@ -102,10 +100,6 @@ class BurgersSpectral(AbstractSpectralStepper):
         self.grid = SpectralGrid(
             num_spatial_dims, domain_extent, num_points, dealiasing_fraction
         )
-        if forcing is not None and not callable(forcing):
-            check_state(
-                forcing, (self.num_channels,) + (num_points,) * num_spatial_dims
-            )
         self.forcing = forcing
         self.integrator = etdrk(
             order,

@@ -4,17 +4,18 @@ import jax.numpy as jnp
 from ..._custom_types import Array, ArrayLike
 from .._etdrk import AbstractETDRK, etdrk
 from .._grid import (
-    check_courant,
     check_grid,
-    check_state,
     scalar_parameter,
     speed_promise,
 )
-from .._spectral import AbstractSpectralStepper, Forcing, SpectralGrid
+from .._spectral import (
+    AbstractSpectralStepper,
+    check_spectral_setup,
+    Forcing,
+    SpectralGrid,
+)
 
 
-# A guard against gross mistakes, not a stability bound (as BurgersSpectral's).
-_MAX_COURANT = 2.0
 _FORMS = ("conservative", "combustion")
 
 
@@ -119,15 +120,14 @@ class KuramotoSivashinsky(AbstractSpectralStepper):
                 f"{name}: the conservative form is 1D only; in {num_spatial_dims}D "
                 "use form='combustion' (its gradient is the vector conservative form)."
             )
-        dx = domain_extent / num_points
-        check_courant(
+        check_spectral_setup(
             name,
             dt,
-            max_speed / dx,
-            _MAX_COURANT,
-            what="the advective Courant number max_speed dt/dx",
-            values=f"max_speed = {max_speed}, dx = {dx:.3g}",
-            guard=True,
+            domain_extent,
+            num_points,
+            max_speed,
+            forcing,
+            (1,) + (num_points,) * num_spatial_dims,
         )
         self.num_spatial_dims = num_spatial_dims
         self.domain_extent = float(domain_extent)
@@ -146,8 +146,6 @@ class KuramotoSivashinsky(AbstractSpectralStepper):
         self.grid = SpectralGrid(
             num_spatial_dims, domain_extent, num_points, dealiasing_fraction
         )
-        if forcing is not None and not callable(forcing):
-            check_state(forcing, (1,) + (num_points,) * num_spatial_dims)
         self.forcing = forcing
         laplacian = self.grid.laplacian()
         self.integrator = etdrk(

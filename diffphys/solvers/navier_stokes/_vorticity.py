@@ -5,17 +5,16 @@ import numpy as np
 from ..._custom_types import Array, ArrayLike, Field, Float, Scalar
 from .._etdrk import AbstractETDRK, etdrk
 from .._grid import (
-    check_courant,
     check_grid,
-    check_state,
     scalar_parameter,
     speed_promise,
 )
-from .._spectral import AbstractSpectralStepper, Forcing, SpectralGrid
-
-
-# A guard against gross mistakes, not a stability bound (as BurgersSpectral's).
-_MAX_COURANT = 2.0
+from .._spectral import (
+    AbstractSpectralStepper,
+    check_spectral_setup,
+    Forcing,
+    SpectralGrid,
+)
 
 
 def kolmogorov_forcing(
@@ -116,15 +115,14 @@ class NavierStokesVorticity(AbstractSpectralStepper):
         check_grid(
             num_spatial_dims, domain_extent, num_points, dt, name=name, dims=(2,)
         )
-        dx = domain_extent / num_points
-        check_courant(
+        check_spectral_setup(
             name,
             dt,
-            max_speed / dx,
-            _MAX_COURANT,
-            what="the advective Courant number max_speed dt/dx",
-            values=f"max_speed = {max_speed}, dx = {dx:.3g}",
-            guard=True,
+            domain_extent,
+            num_points,
+            max_speed,
+            forcing,
+            (1, num_points, num_points),
         )
         self.num_spatial_dims = 2
         self.domain_extent = float(domain_extent)
@@ -136,8 +134,6 @@ class NavierStokesVorticity(AbstractSpectralStepper):
         self.viscosity = scalar_parameter("viscosity", viscosity, allow_zero=False)
         self.drag = scalar_parameter("drag", drag, allow_zero=True)
         self.grid = SpectralGrid(2, domain_extent, num_points, dealiasing_fraction)
-        if forcing is not None and not callable(forcing):
-            check_state(forcing, (1, num_points, num_points))
         self.forcing = forcing
         self.integrator = etdrk(
             order,
