@@ -163,7 +163,11 @@ STEPPERS = [
     ),
     StepperCase(
         "diffusion-sorption",
-        lambda D: S.DiffusionSorption(1, 1.0, 16, 0.5, diffusivity=D),
+        # Backward Euler (one solve a step) keeps the cross-cutting tests cheap;
+        # test_sorption_darcy.py differentiates the default TR-BDF2.
+        lambda D: S.DiffusionSorption(
+            1, 1.0, 16, 0.5, diffusivity=D, method="backward-euler"
+        ),
         0.01,
         _cells,
         4,

@@ -55,7 +55,9 @@ def _has_budget(config: GenerationConfig) -> bool:
     sc = config.scenario_obj
     # Traced parameters: no value to check, only the stepper's type to find.
     params = {name: jax.ShapeDtypeStruct((), float) for name, _ in config.params}
-    stepper = jax.eval_shape(
+    # `filter_eval_shape`: a stepper may hold callables (time-dependent boundary
+    # values), which `jax.eval_shape` cannot return.
+    stepper = eqx.filter_eval_shape(
         lambda p: sc.make_stepper(
             config.domain_extent, config.num_points, config.dt, **p
         ),
