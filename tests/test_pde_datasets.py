@@ -237,3 +237,22 @@ def test_ns_scenario_draws_fno_like_vorticity(getkey):
         )
 
     assert shell(1, 3) > 300 * shell(8, 12)
+
+
+def test_regrid_is_interpolation_on_cells_and_nodes():
+    regrid = dp.evaluation.regrid
+    # Darcy's nodes: 17 -> 9 keeps every other node exactly; back is linear.
+    darcy = D.get_scenario("darcy")
+    x = jnp.linspace(0.0, 1.0, 17)
+    u = (x[:, None] ** 2 + 0 * x[None, :])[None]
+    coarse = regrid(u, 9, darcy, 1.0)
+    np.testing.assert_array_equal(coarse, u[:, ::2, ::2])
+    back = regrid(coarse, 17, darcy, 1.0)
+    np.testing.assert_allclose(back[:, ::2], u[:, ::2], atol=1e-15)
+    # Cell centres: a linear profile survives 32 -> 16 -> 32 except in the end
+    # half-cells, where values are held.
+    pme = D.get_scenario("pme")
+    centres = jnp.asarray(pme.coordinates(32, 1.0))
+    line = (2 * centres + 1)[None]
+    again = regrid(regrid(line, 16, pme, 1.0), 32, pme, 1.0)
+    np.testing.assert_allclose(again[:, 1:-1], line[:, 1:-1], atol=1e-13)

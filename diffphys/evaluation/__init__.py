@@ -16,6 +16,7 @@ from ._engine import (
     evaluate as evaluate,
     Evaluation as Evaluation,
     parse_model as parse_model,
+    regrid as regrid,
     resample as resample,
     SolverBaseline as SolverBaseline,
     Stepper as Stepper,
